@@ -1,0 +1,12 @@
+/*
+ * libsiterec — disaster-recovery replication for virtual machine disks.
+ * The umbrella header: includes every layer. See README.md and doc/api.md.
+ */
+#ifndef SITEREC_H
+#define SITEREC_H
+
+#include "common.h"
+#include "tracker.h"
+#include "dlog.h"
+
+#endif /* SITEREC_H */

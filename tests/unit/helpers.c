@@ -1,0 +1,142 @@
+#include "helpers.h"
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+char *th_tmpdir(void)
+{
+	const char *base = getenv("TMPDIR");
+	char tmpl[512];
+	snprintf(tmpl, sizeof(tmpl), "%s/siterec-test-XXXXXX", base && *base ? base : "/tmp");
+	char *d = mkdtemp(tmpl);
+	assert_non_null(d);
+	return strdup(d);
+}
+
+static int rm_cb(const char *p, const struct stat *s, int flag, struct FTW *f)
+{
+	(void)s; (void)flag; (void)f;
+	return remove(p);
+}
+
+void th_tmpdir_remove(char *dir)
+{
+	if (!dir)
+		return;
+	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	free(dir);
+}
+
+char *th_path(const char *dir, const char *name)
+{
+	size_t n = strlen(dir) + strlen(name) + 2;
+	char *p = malloc(n);
+	assert_non_null(p);
+	snprintf(p, n, "%s/%s", dir, name);
+	return p;
+}
+
+uint64_t th_rand(uint64_t *s)
+{
+	uint64_t x = *s ? *s : 0x9E3779B97F4A7C15ull;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	*s = x;
+	return x;
+}
+
+void th_fill(void *buf, size_t len, uint64_t seed)
+{
+	uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+	uint8_t *p = buf;
+	while (len >= 8) {
+		uint64_t v = th_rand(&s);
+		memcpy(p, &v, 8);
+		p += 8;
+		len -= 8;
+	}
+	while (len--)
+		*p++ = (uint8_t)th_rand(&s);
+}
+
+int th_make_file(const char *path, uint64_t size)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)size), 0);
+	return fd;
+}
+
+int th_files_equal(const char *a, const char *b)
+{
+	FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+	assert_non_null(fa);
+	assert_non_null(fb);
+	static char ba[65536], bb[65536];
+	int diff = 0;
+	for (;;) {
+		size_t na = fread(ba, 1, sizeof(ba), fa);
+		size_t nb = fread(bb, 1, sizeof(bb), fb);
+		if (na != nb || memcmp(ba, bb, na) != 0) {
+			diff = 1;
+			break;
+		}
+		if (na == 0)
+			break;
+	}
+	fclose(fa);
+	fclose(fb);
+	return diff;
+}
+
+long long th_file_size(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return -1;
+	return (long long)st.st_size;
+}
+
+void th_flip_bit(const char *path, uint64_t off, int bit)
+{
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	uint8_t b;
+	assert_int_equal(pread(fd, &b, 1, (off_t)off), 1);
+	b ^= (uint8_t)(1u << bit);
+	assert_int_equal(pwrite(fd, &b, 1, (off_t)off), 1);
+	close(fd);
+}
+
+void th_truncate(const char *path, uint64_t len)
+{
+	assert_int_equal(truncate(path, (off_t)len), 0);
+}
+
+void *th_read_file(const char *path, size_t *len)
+{
+	long long n = th_file_size(path);
+	assert_true(n >= 0);
+	uint8_t *b = malloc((size_t)n + 1);
+	assert_non_null(b);
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, b, (size_t)n, 0), n);
+	close(fd);
+	*len = (size_t)n;
+	return b;
+}
+
+void th_write_file(const char *path, const void *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	close(fd);
+}

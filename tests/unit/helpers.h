@@ -1,0 +1,44 @@
+/* Shared fixtures for the unit tests (test-only code). */
+#ifndef SITEREC_TEST_HELPERS_H
+#define SITEREC_TEST_HELPERS_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <siterec/siterec.h>
+
+/* A fresh empty directory under $TMPDIR (or /tmp); removed by th_tmpdir_remove. */
+char *th_tmpdir(void);
+void th_tmpdir_remove(char *dir);
+/* dir + "/" + name, malloc'd. */
+char *th_path(const char *dir, const char *name);
+/* Deterministic pseudo-random bytes (xorshift) from seed. */
+void th_fill(void *buf, size_t len, uint64_t seed);
+uint64_t th_rand(uint64_t *state);
+/* Create a file of `size` bytes (sparse) and return an O_RDWR fd. */
+int th_make_file(const char *path, uint64_t size);
+/* Whole-file compare: 0 when equal. */
+int th_files_equal(const char *a, const char *b);
+/* Whole file into a new malloc'd buffer (one spare byte); asserts on failure. */
+void *th_read_file(const char *path, size_t *len);
+/* Create or truncate path and write data; asserts on failure. */
+void th_write_file(const char *path, const void *data, size_t len);
+/* Size of a file, or -1. */
+long long th_file_size(const char *path);
+/* Flip one bit of a file at byte offset off. */
+void th_flip_bit(const char *path, uint64_t off, int bit);
+/* Truncate a file to len bytes. */
+void th_truncate(const char *path, uint64_t len);
+/* Assert a call failed with code and left an error message. */
+#define th_assert_err(expr, want) do { \
+	int th_rc_ = (expr); \
+	assert_int_equal(th_rc_, (want)); \
+	assert_int_equal(siterec_error_last()->code, (want)); \
+	assert_non_null(siterec_error_last()->message); \
+	assert_true(siterec_error_last()->message[0] != '\0'); \
+} while (0)
+
+#endif
