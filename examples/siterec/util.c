@@ -1,0 +1,45 @@
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int cli_fail(const char *what)
+{
+	const siterec_error *e = siterec_error_last();
+	fprintf(stderr, "siterec: %s: %s (%s)\n", what, e->message, siterec_strerror(e->code));
+	return 2;
+}
+
+int cli_parse_key(const char *hex, uint8_t key[32])
+{
+	if (strlen(hex) != 64)
+		return -1;
+	for (int i = 0; i < 32; i++) {
+		unsigned int v;
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+			return -1;
+		key[i] = (uint8_t)v;
+	}
+	return 0;
+}
+
+int cli_env_key(uint8_t key[32])
+{
+	const char *k = getenv("SITEREC_LOG_KEY");
+	if (!k || !*k)
+		return 0;
+	if (cli_parse_key(k, key) != 0) {
+		fprintf(stderr, "siterec: SITEREC_LOG_KEY must be 64 hex digits\n");
+		return -1;
+	}
+	return 1;
+}
+
+double cli_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs the benchmarks in bench/: each measures libsiterec and a peer in the same
+# run and prints the ratio. Usage: scripts/bench.sh [tracker|dlog|hashscan]...
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+[ -f build/build.ninja ] || meson setup build -Ddefault_library=both >/dev/null
+ninja -C build >/dev/null
+which=${*:-tracker dlog hashscan}
+for b in $which; do
+  echo "== bench $b"
+  case $b in
+    hashscan) bash bench/hashscan.sh build/bench/bench_hashscan ;;
+    *) "build/bench/bench_$b" ;;
+  esac
+done

@@ -1,0 +1,120 @@
+/*
+ * ABI guard: the size and field offsets of every public struct are pinned (x86-64
+ * LP64 values). A failure here means a public struct changed layout, which breaks
+ * every caller built against an earlier header. New fields go only at the end of
+ * versioned structs, and then the pinned table is extended in the same commit.
+ * tests/abi/gen_layout.sh prints the table from the headers.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <siterec/siterec.h>
+
+struct pin {
+	const char *what;
+	size_t actual, pinned;
+};
+
+#define S(type, size) { #type " size", sizeof(type), size }
+#define F(type, field, off) { #type "." #field, offsetof(type, field), off }
+
+static const struct pin pins[] = {
+	S(siterec_error, 32),
+	F(siterec_error, code, 0),
+	F(siterec_error, http_status, 4),
+	F(siterec_error, os_error, 8),
+	F(siterec_error, callback_code, 12),
+	F(siterec_error, message, 16),
+	F(siterec_error, service_code, 24),
+	S(siterec_allocator, 40),
+	F(siterec_allocator, version, 0),
+	F(siterec_allocator, malloc_fn, 8),
+	F(siterec_allocator, realloc_fn, 16),
+	F(siterec_allocator, free_fn, 24),
+	F(siterec_allocator, payload, 32),
+	S(siterec_extent, 16),
+	F(siterec_extent, offset, 0),
+	F(siterec_extent, length, 8),
+	S(siterec_tracker_options, 32),
+	F(siterec_tracker_options, version, 0),
+	F(siterec_tracker_options, block_size, 4),
+	F(siterec_tracker_options, activity_region, 8),
+	F(siterec_tracker_options, state_path, 16),
+	F(siterec_tracker_options, flags, 24),
+	F(siterec_tracker_options, reserved, 28),
+	S(siterec_tracker_stats, 56),
+	F(siterec_tracker_stats, version, 0),
+	F(siterec_tracker_stats, block_size, 4),
+	F(siterec_tracker_stats, disk_size, 8),
+	F(siterec_tracker_stats, epoch, 16),
+	F(siterec_tracker_stats, dirty_bytes, 24),
+	F(siterec_tracker_stats, frozen_bytes, 32),
+	F(siterec_tracker_stats, memory_bytes, 40),
+	F(siterec_tracker_stats, state, 48),
+	F(siterec_tracker_stats, has_frozen, 52),
+	S(siterec_hashscan_options, 32),
+	F(siterec_hashscan_options, version, 0),
+	F(siterec_hashscan_options, flags, 4),
+	F(siterec_hashscan_options, threads, 8),
+	F(siterec_hashscan_options, reserved, 12),
+	F(siterec_hashscan_options, progress, 16),
+	F(siterec_hashscan_options, progress_payload, 24),
+	S(siterec_dlog_options, 64),
+	F(siterec_dlog_options, version, 0),
+	F(siterec_dlog_options, flags, 4),
+	F(siterec_dlog_options, disk_size, 8),
+	F(siterec_dlog_options, disk_id, 16),
+	F(siterec_dlog_options, block_size, 32),
+	F(siterec_dlog_options, buffer_size, 36),
+	F(siterec_dlog_options, first_seq, 40),
+	F(siterec_dlog_options, key, 48),
+	F(siterec_dlog_options, key_size, 56),
+	S(siterec_dlog_info, 88),
+	F(siterec_dlog_info, version, 0),
+	F(siterec_dlog_info, format_version, 4),
+	F(siterec_dlog_info, disk_size, 8),
+	F(siterec_dlog_info, disk_id, 16),
+	F(siterec_dlog_info, block_size, 32),
+	F(siterec_dlog_info, encrypted, 36),
+	F(siterec_dlog_info, first_seq, 40),
+	F(siterec_dlog_info, last_seq, 48),
+	F(siterec_dlog_info, records, 56),
+	F(siterec_dlog_info, data_bytes, 64),
+	F(siterec_dlog_info, file_bytes, 72),
+	F(siterec_dlog_info, sealed, 80),
+	F(siterec_dlog_info, torn, 84),
+	S(siterec_dlog_record, 40),
+	F(siterec_dlog_record, seq, 0),
+	F(siterec_dlog_record, offset, 8),
+	F(siterec_dlog_record, length, 16),
+	F(siterec_dlog_record, zero, 24),
+	F(siterec_dlog_record, reserved, 28),
+	F(siterec_dlog_record, data, 32),
+};
+
+int main(void)
+{
+	int fail = 0;
+	for (size_t i = 0; i < sizeof(pins) / sizeof(pins[0]); i++) {
+		if (pins[i].actual != pins[i].pinned) {
+			printf("layout changed: %s is %zu, pinned %zu\n", pins[i].what, pins[i].actual,
+			       pins[i].pinned);
+			fail = 1;
+		}
+	}
+	/* Linking a call of each layer proves the library (static or shared) resolves
+	 * its own dependencies. */
+	siterec_tracker *t = NULL;
+	siterec_dlog_reader *r = NULL;
+	siterec_hashmap *m = NULL;
+	if (strcmp(siterec_version(NULL, NULL, NULL), SITEREC_VERSION_STRING) != 0 ||
+	    siterec_tracker_open(&t, 0, NULL) != SITEREC_EINVAL ||
+	    siterec_hashmap_new(&m, 0, 4096) != SITEREC_EINVAL ||
+	    siterec_dlog_reader_open(&r, "/nonexistent/siterec.log", NULL) != SITEREC_ENOTFOUND) {
+		printf("library calls did not behave: %s\n", siterec_error_last()->message);
+		fail = 1;
+	}
+	printf("%s: %zu pinned layout facts\n", fail ? "FAIL" : "ok", sizeof(pins) / sizeof(pins[0]));
+	return fail;
+}
