@@ -66,6 +66,8 @@ SITEREC_API void siterec_error_clear(void)
 }
 
 static int set_v(int code, int os_errno, int http, const char *svc, const char *fmt, va_list ap)
+	SR_PRINTF(5, 0);
+static int set_v(int code, int os_errno, int http, const char *svc, const char *fmt, va_list ap)
 {
 	struct sr_tls_error *e = &tls_err;
 	int n = vsnprintf(e->message, sizeof(e->message), fmt, ap);

@@ -43,6 +43,9 @@ int sr_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 			return sr_err_os(sr_errno_code(e), e, "write of %zu bytes at %llu failed", len,
 			                 (unsigned long long)off);
 		}
+		if (n == 0) /* never seen on files, but looping on it would hang forever */
+			return sr_err(SITEREC_EIO, "write of %zu bytes at %llu made no progress", len,
+			              (unsigned long long)off);
 		p += n;
 		len -= (size_t)n;
 		off += (uint64_t)n;

@@ -283,6 +283,7 @@ static int fetch(struct co *c, uint32_t ri, const uint8_t **plain)
 	    sr_dlog_rec_checksum(h.hcheck, s->buf + DL_REC_HDR, h.payload_len) != h.checksum)
 		return sr_err(SITEREC_ECORRUPT, "%s: record at offset %llu changed while being coalesced",
 		              in->path, (unsigned long long)r->pos);
+	sr_dlog_crypto_bind(&c->crypto, in->h.disk_id, in->h.salt);
 	if ((rc = sr_dlog_open_payload(&c->crypto, c->encrypted, (uint32_t)(h.seq - in->h.first_seq),
 	                               s->buf, &h, &s->plain, in->path, r->pos)) != 0)
 		return rc;

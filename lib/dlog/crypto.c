@@ -34,6 +34,19 @@ void sr_dlog_crypto_free(struct dl_crypto *c)
 	mbedtls_platform_zeroize(c, sizeof(*c));
 }
 
+void sr_dlog_crypto_bind(struct dl_crypto *c, const uint8_t disk_id[16], const uint8_t salt[8])
+{
+	memcpy(c->bind, disk_id, 16);
+	memcpy(c->bind + 16, salt, 8);
+}
+
+/* AAD of a record: its header bytes 0..47, then the file binding. */
+static void make_aad(uint8_t out[72], const struct dl_crypto *c, const uint8_t aad[48])
+{
+	memcpy(out, aad, 48);
+	memcpy(out + 48, c->bind, 24);
+}
+
 static void make_iv(uint8_t iv[12], const uint8_t prefix[8], uint32_t index)
 {
 	memcpy(iv, prefix, 8);
@@ -43,10 +56,11 @@ static void make_iv(uint8_t iv[12], const uint8_t prefix[8], uint32_t index)
 int sr_dlog_encrypt(struct dl_crypto *c, const uint8_t prefix[8], uint32_t index,
                     const uint8_t aad[48], const uint8_t *in, uint8_t *out, size_t len)
 {
-	uint8_t iv[12];
+	uint8_t iv[12], full[72];
 	make_iv(iv, prefix, index);
-	int mrc = mbedtls_gcm_crypt_and_tag(&c->gcm, MBEDTLS_GCM_ENCRYPT, len, iv, sizeof(iv), aad,
-	                                    48, in, out, DL_TAG, out + len);
+	make_aad(full, c, aad);
+	int mrc = mbedtls_gcm_crypt_and_tag(&c->gcm, MBEDTLS_GCM_ENCRYPT, len, iv, sizeof(iv), full,
+	                                    sizeof(full), in, out, DL_TAG, out + len);
 	if (mrc != 0)
 		return sr_err(SITEREC_ERROR, "AES-256-GCM encryption failed (mbedTLS -0x%04x)",
 		              (unsigned)-mrc);
@@ -56,10 +70,11 @@ int sr_dlog_encrypt(struct dl_crypto *c, const uint8_t prefix[8], uint32_t index
 int sr_dlog_decrypt(struct dl_crypto *c, const uint8_t prefix[8], uint32_t index,
                     const uint8_t aad[48], const uint8_t *in, uint8_t *out, size_t len)
 {
-	uint8_t iv[12];
+	uint8_t iv[12], full[72];
 	make_iv(iv, prefix, index);
-	int mrc = mbedtls_gcm_auth_decrypt(&c->gcm, len, iv, sizeof(iv), aad, 48, in + len, DL_TAG,
-	                                   in, out);
+	make_aad(full, c, aad);
+	int mrc = mbedtls_gcm_auth_decrypt(&c->gcm, len, iv, sizeof(iv), full, sizeof(full), in + len,
+	                                   DL_TAG, in, out);
 	if (mrc == MBEDTLS_ERR_GCM_AUTH_FAILED)
 		return SITEREC_EAUTH; /* the caller words the message: it knows the record */
 	if (mrc != 0)

@@ -75,10 +75,14 @@ struct dl_rec {
 struct dl_crypto {
 	int on;
 	mbedtls_gcm_context gcm;
+	uint8_t bind[24];          /* the file's disk id and salt, authenticated with every record */
 };
 
 int sr_dlog_crypto_init(struct dl_crypto *c, const uint8_t *key);
 void sr_dlog_crypto_free(struct dl_crypto *c);
+/* Tie records to one file: its disk id and salt join every record's AAD, so a
+ * record copied into another log under the same key fails authentication. */
+void sr_dlog_crypto_bind(struct dl_crypto *c, const uint8_t disk_id[16], const uint8_t salt[8]);
 /* Encrypt len bytes (in may equal out) and write the tag after out[len - 1]. */
 int sr_dlog_encrypt(struct dl_crypto *c, const uint8_t prefix[8], uint32_t index,
                     const uint8_t aad[48], const uint8_t *in, uint8_t *out, size_t len);

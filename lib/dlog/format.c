@@ -161,7 +161,7 @@ const char *sr_dlog_rec_decode(const uint8_t *p, uint64_t disk_size, int encrypt
 			return "zero record has a payload";
 		break;
 	case DL_TYPE_SEAL:
-		if (r->offset != 0 || r->length != 0 || r->payload_len != DL_SEAL_PLAIN + tag)
+		if (r->length != 0 || r->payload_len != DL_SEAL_PLAIN + tag)
 			return "seal record fields invalid";
 		break;
 	default:

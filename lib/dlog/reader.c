@@ -93,7 +93,7 @@ static int scan_forward(siterec_dlog_reader *r, uint64_t start)
 			continue;
 		/* a later record, or the seal (its seq is the last record's; a coalesced
 		 * log's seal may be far ahead) */
-		if (h.type == DL_TYPE_SEAL ? h.seq < r->last_seq
+		if (h.type == DL_TYPE_SEAL ? h.seq != r->last_seq
 		                           : h.seq <= r->last_seq || h.seq > max_seq)
 			continue;
 		uint64_t size = DL_REC_HDR + (uint64_t)h.payload_len;
@@ -168,11 +168,16 @@ static int r_damage(siterec_dlog_reader *r, int incomplete, uint64_t next, const
 static int r_seal(siterec_dlog_reader *r, const struct dl_rec *h, uint8_t *p, uint64_t size)
 {
 	uint64_t pos = r->pos;
-	if (h->seq < r->last_seq)
+	if (h->seq != r->last_seq)
 		return sr_err(SITEREC_ECORRUPT,
-		              "%s: seal at offset %llu has sequence number %llu, below the last record %llu",
+		              "%s: seal at offset %llu has sequence number %llu, not the last record's %llu",
 		              r->path, (unsigned long long)pos, (unsigned long long)h->seq,
 		              (unsigned long long)r->last_seq);
+	if (h->offset != 0 && h->offset < r->h.first_seq)
+		return sr_err(SITEREC_ECORRUPT,
+		              "%s: seal at offset %llu says the log covers up to sequence %llu, "
+		              "before its first %llu", r->path, (unsigned long long)pos,
+		              (unsigned long long)h->offset, (unsigned long long)r->h.first_seq);
 	const uint8_t *plain;
 	int rc = sr_dlog_open_payload(&r->crypto, r->encrypted, (uint32_t)r->records, p, h, &plain,
 	                              r->path, pos);
@@ -193,7 +198,7 @@ static int r_seal(siterec_dlog_reader *r, const struct dl_rec *h, uint8_t *p, ui
 		              (unsigned long long)(r->file_size - pos - size), (unsigned long long)pos);
 	r->sealed = 1;
 	r->done = 1;
-	r->seal_seq = h->seq;
+	r->seal_seq = h->offset ? h->offset : h->seq;
 	r->rec_pos = pos;
 	r->pos = pos + size;
 	return 0;
@@ -351,6 +356,7 @@ int sr_dlog_reader_open_fd(siterec_dlog_reader **out, int fd, int own_fd, const 
 		if ((rc = sr_dlog_crypto_init(&r->crypto, o.key)) != 0 ||
 		    (rc = sr_dlog_key_check(&r->crypto, r->buf, kc)) != 0)
 			goto fail;
+		sr_dlog_crypto_bind(&r->crypto, r->h.disk_id, r->h.salt);
 		if (sr_dlog_ct_cmp(kc, r->h.key_check, 16) != 0) {
 			rc = sr_err(SITEREC_EAUTH, "%s: wrong key for this encrypted delta log", path);
 			goto fail;

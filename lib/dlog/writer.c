@@ -242,7 +242,11 @@ SITEREC_API int siterec_dlog_seal(siterec_dlog *log)
 	struct dl_rec r;
 	memset(&r, 0, sizeof(r));
 	r.type = DL_TYPE_SEAL;
-	r.seq = log->seal_seq ? log->seal_seq : log->next_seq - 1;
+	/* the seal numbers on from the records; the offset field carries the end of
+	 * coverage when it differs (a coalesced log, whose records are renumbered and
+	 * may be more or fewer than the sequence numbers it covers) */
+	r.seq = log->next_seq - 1;
+	r.offset = log->seal_seq;
 	r.payload_len = DL_SEAL_PLAIN + (enc ? DL_TAG : 0);
 	if (enc)
 		memcpy(r.nonce, log->nonce, 8);
@@ -352,6 +356,7 @@ static int create_file(const char *path, const struct dl_geom *g, struct dl_cryp
 		return rc;
 	uint8_t hdr[DL_HEADER_SIZE];
 	sr_dlog_header_encode(hdr, &h);
+	sr_dlog_crypto_bind(c, h.disk_id, h.salt);
 	if (c->on) {
 		if ((rc = sr_dlog_key_check(c, hdr, h.key_check)) != 0)
 			return rc;
@@ -540,6 +545,7 @@ SITEREC_API int siterec_dlog_reopen(siterec_dlog **out, const char *path,
 	w->data_bytes = r->data_bytes;
 	w->chain = r->chain;
 	w->file_off = r->pos;
+	sr_dlog_crypto_bind(&w->crypto, r->h.disk_id, r->h.salt);
 	/* A fresh nonce prefix: a cut torn record may have used the next index already. */
 	if (w->crypto.on && (rc = sr_dlog_random(w->nonce, sizeof(w->nonce))) != 0)
 		goto fail;

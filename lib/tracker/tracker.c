@@ -851,8 +851,12 @@ static int add_regions(siterec_tracker *t, const struct act_info *ai)
 			if (r >= nreg)
 				break;
 			uint64_t b0 = (r << rshift) >> t->block_shift;
+			/* the block holding the region's last byte: a region smaller than a
+			 * block (a foreign but well-formed record) still marks its block */
 			uint64_t b1 = r + 1 >= nreg ? t->nblocks - 1
-			                            : (((r + 1) << rshift) >> t->block_shift) - 1;
+			                            : ((((r + 1) << rshift) - 1) >> t->block_shift);
+			if (b1 > t->nblocks - 1)
+				b1 = t->nblocks - 1;
 			int rc = set_range(t, live, b0, b1);
 			if (rc)
 				return rc;

@@ -434,6 +434,42 @@ static void test_reopen_encrypted(void **state)
 	th_tmpdir_remove(dir);
 }
 
+/* A record copied whole (with its valid checksum) into another disk's log under the
+ * same key, at the same position and sequence number, fails authentication: the
+ * AAD binds each record to its file's disk id and salt. */
+static void test_record_transplant(void **state)
+{
+	(void)state;
+	char *dir = th_tmpdir();
+	char *pa = th_path(dir, "a.dlog"), *pb = th_path(dir, "b.dlog");
+	uint8_t data[512];
+	const char *paths[2] = { pa, pb };
+	for (int i = 0; i < 2; i++) {
+		siterec_dlog_options o = kopts(KEY);
+		o.disk_size = MiB;
+		memset(o.disk_id, i ? 0xBB : 0xAA, 16);
+		siterec_dlog *w = NULL;
+		assert_int_equal(siterec_dlog_create(&w, paths[i], &o), 0);
+		memset(data, i ? 0x22 : 0x11, sizeof(data));
+		assert_int_equal(siterec_dlog_append(w, 0, data, sizeof(data), NULL), 0);
+		assert_int_equal(siterec_dlog_sync(w), 0);
+		siterec_dlog_free(w); /* unsealed: no chain to give the swap away */
+	}
+	size_t la, lb;
+	uint8_t *a = th_read_file(pa, &la), *b = th_read_file(pb, &lb);
+	assert_int_equal(la, lb);
+	memcpy(b + HDR, a + HDR, RHDR + sizeof(data) + TAG);
+	th_write_file(pb, b, lb);
+	siterec_dlog_options o = kopts(KEY);
+	assert_int_equal(siterec_dlog_verify(pa, &o, NULL), 0);
+	th_assert_err(siterec_dlog_verify(pb, &o, NULL), SITEREC_EAUTH);
+	free(a);
+	free(b);
+	free(pa);
+	free(pb);
+	th_tmpdir_remove(dir);
+}
+
 static void test_rotate_encrypted(void **state)
 {
 	(void)state;
@@ -475,6 +511,7 @@ int main(void)
 		cmocka_unit_test(test_coalesce_encrypted),
 		cmocka_unit_test(test_reopen_encrypted),
 		cmocka_unit_test(test_rotate_encrypted),
+		cmocka_unit_test(test_record_transplant),
 	};
 	return cmocka_run_group_tests_name("dlog_crypto", tests, NULL, NULL);
 }
