@@ -8,5 +8,6 @@
 #include "common.h"
 #include "tracker.h"
 #include "dlog.h"
+#include "disk.h"
 
 #endif /* SITEREC_H */

@@ -1,8 +1,10 @@
 /* Version, global init, logging, options versioning, hashing. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <xxh_x86dispatch.h>
@@ -117,4 +119,21 @@ int sr_cpu_count(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 	return n < 1 ? 1 : (int)n;
+}
+
+int sr_random_bytes(void *buf, size_t len)
+{
+	uint8_t *p = buf;
+	while (len) {
+		ssize_t n = getrandom(p, len, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			int e = errno;
+			return sr_err_os(SITEREC_EIO, e, "no random bytes from the kernel");
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
 }

@@ -98,5 +98,7 @@ void sr_hash128(const void *data, size_t len, uint8_t out[16]);
 /* ---- misc ---- */
 static inline int sr_is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
 int sr_cpu_count(void);
+/* len bytes from the kernel's CSPRNG (getrandom); sets the error on failure. */
+int sr_random_bytes(void *buf, size_t len);
 
 #endif

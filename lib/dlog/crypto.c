@@ -3,9 +3,7 @@
  * and the index is the record's position in its file, so no nonce repeats under a
  * key unless 64 random bits collide. The raw key is never stored: mbedTLS keeps
  * the expanded key in the context and wipes it in mbedtls_gcm_free(). */
-#include <errno.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include <mbedtls/platform_util.h>
 
@@ -99,23 +97,6 @@ int sr_dlog_key_check(struct dl_crypto *c, const uint8_t *hdr, uint8_t out[16])
 	if (mrc != 0)
 		return sr_err(SITEREC_ERROR, "AES-256-GCM key check failed (mbedTLS -0x%04x)",
 		              (unsigned)-mrc);
-	return 0;
-}
-
-int sr_dlog_random(void *buf, size_t n)
-{
-	uint8_t *p = buf;
-	while (n) {
-		ssize_t got = getrandom(p, n, 0);
-		if (got < 0) {
-			if (errno == EINTR)
-				continue;
-			int e = errno;
-			return sr_err_os(SITEREC_EIO, e, "getrandom failed");
-		}
-		p += got;
-		n -= (size_t)got;
-	}
 	return 0;
 }
 

@@ -92,7 +92,6 @@ int sr_dlog_decrypt(struct dl_crypto *c, const uint8_t prefix[8], uint32_t index
                     const uint8_t aad[48], const uint8_t *in, uint8_t *out, size_t len);
 /* Key check of an encoded header (bytes 0..71 authenticated). */
 int sr_dlog_key_check(struct dl_crypto *c, const uint8_t *hdr, uint8_t out[16]);
-int sr_dlog_random(void *buf, size_t n);
 /* Constant-time comparison: 0 when equal. */
 int sr_dlog_ct_cmp(const uint8_t *a, const uint8_t *b, size_t n);
 

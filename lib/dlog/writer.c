@@ -351,7 +351,7 @@ static int create_file(const char *path, const struct dl_geom *g, struct dl_cryp
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	h.created_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-	int rc = sr_dlog_random(h.salt, sizeof(h.salt));
+	int rc = sr_random_bytes(h.salt, sizeof(h.salt));
 	if (rc)
 		return rc;
 	uint8_t hdr[DL_HEADER_SIZE];
@@ -547,7 +547,7 @@ SITEREC_API int siterec_dlog_reopen(siterec_dlog **out, const char *path,
 	w->file_off = r->pos;
 	sr_dlog_crypto_bind(&w->crypto, r->h.disk_id, r->h.salt);
 	/* A fresh nonce prefix: a cut torn record may have used the next index already. */
-	if (w->crypto.on && (rc = sr_dlog_random(w->nonce, sizeof(w->nonce))) != 0)
+	if (w->crypto.on && (rc = sr_random_bytes(w->nonce, sizeof(w->nonce))) != 0)
 		goto fail;
 	siterec_dlog_reader_free(r);
 	*out = w;
