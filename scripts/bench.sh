@@ -6,11 +6,12 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 [ -f build/build.ninja ] || meson setup build -Ddefault_library=both >/dev/null
 ninja -C build >/dev/null
-which=${*:-tracker dlog hashscan}
+which=${*:-tracker dlog hashscan disk}
 for b in $which; do
   echo "== bench $b"
   case $b in
     hashscan) bash bench/hashscan.sh build/bench/bench_hashscan ;;
+    disk) bash bench/disk.sh build/bench/bench_disk ;;
     *) "build/bench/bench_$b" ;;
   esac
 done

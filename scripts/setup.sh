@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
   build-essential meson ninja-build pkg-config
   libcurl4-openssl-dev libmbedtls-dev libcjson-dev libxxhash-dev libcmocka-dev
-  abigail-tools valgrind qemu-utils rsync clang
+  abigail-tools valgrind qemu-utils rsync bc clang libclang-rt-14-dev
   nodejs npm
 )
 

@@ -12,6 +12,10 @@ static void usage(FILE *f)
 	        "commands:\n"
 	        "  demo [--dir DIR] [--size MiB] [--writes N] [--encrypt]\n"
 	        "                        tracked writes -> delta logs -> replica, verified\n"
+	        "  disk info IMAGE [--json]   format, sizes, id, generation hint of a disk image\n"
+	        "  disk convert SRC DST --format raw|vhd\n"
+	        "                        copy a disk image into a raw or fixed VHD image\n"
+	        "  disk compare A B      exit 0 when equal, 1 listing the first differing extents\n"
 	        "  log info LOG          header and records of a delta log\n"
 	        "  log verify LOG        check every checksum (exit 0 whole, 1 torn tail, 2 error)\n"
 	        "  log apply LOG IMAGE   apply a delta log to a raw replica image\n"
@@ -31,6 +35,8 @@ int main(int argc, char **argv)
 	int rc;
 	if (!strcmp(argv[1], "demo"))
 		rc = cmd_demo(argc - 1, argv + 1);
+	else if (!strcmp(argv[1], "disk"))
+		rc = cmd_disk(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "log"))
 		rc = cmd_log(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "version")) {

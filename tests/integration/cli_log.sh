@@ -1,20 +1,8 @@
 #!/usr/bin/env bash
 # siterec log verify/info/apply/coalesce on logs made by the demo, including
 # damaged ones: exit codes and messages, never a crash.
-set -uo pipefail
 cli=$1
-dir=$(mktemp -d "${TMPDIR:-/tmp}/siterec-cli-XXXXXX")
-trap 'rm -rf "$dir"' EXIT
-fails=0
-check() {  # expected-exit description command...
-  local want=$1 what=$2; shift 2
-  "$@" >"$dir/out" 2>&1; local got=$?
-  if [ "$got" -ne "$want" ]; then
-    echo "FAIL: $what: exit $got, expected $want"; cat "$dir/out"; fails=$((fails + 1))
-  else
-    echo "ok: $what"
-  fi
-}
+. "$(dirname "$0")/lib.sh"
 
 check 0 "demo run keeps its files" "$cli" demo --dir "$dir/d" --size 16 --writes 200
 check 0 "verify sealed log" "$cli" log verify "$dir/d/cycle-1.sdl"
@@ -53,5 +41,4 @@ check 2 "encrypted log without key" "$cli" log verify "$dir/e/cycle-1.sdl"
 SITEREC_LOG_KEY=$(printf '%064d' 0) check 2 "encrypted log with wrong key" "$cli" log verify "$dir/e/cycle-1.sdl"
 check 2 "missing file" "$cli" log verify "$dir/nope.sdl"
 check 2 "unknown subcommand" "$cli" log frobnicate
-echo "$fails failures"
-[ "$fails" -eq 0 ]
+finish
