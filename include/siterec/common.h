@@ -138,6 +138,12 @@ typedef struct siterec_allocator {
  */
 SITEREC_API int siterec_set_allocator(const siterec_allocator *allocator);
 
+/**
+ * Free memory the library allocated and handed to the caller (documented where it
+ * happens, e.g. siterec_store_doc_get()). NULL accepted. @since 0.1
+ */
+SITEREC_API void siterec_free(void *ptr);
+
 /* ---- Log hook ------------------------------------------------------------ */
 
 typedef enum siterec_log_level {

@@ -9,5 +9,6 @@
 #include "tracker.h"
 #include "dlog.h"
 #include "disk.h"
+#include "store.h"
 
 #endif /* SITEREC_H */

@@ -50,6 +50,11 @@ void sr_free(void *p)
 		cur.free_fn(p, cur.payload);
 }
 
+SITEREC_API void siterec_free(void *p)
+{
+	sr_free(p);
+}
+
 char *sr_strdup(const char *s)
 {
 	size_t n = strlen(s) + 1;

@@ -1,0 +1,237 @@
+/*
+ * libsiterec — storage: where replica disks, their snapshots and the replication's
+ * small metadata documents live. One interface, targets chosen by URL:
+ *
+ *  - file:///DIR   a plain directory (the embedded default, and the secondary-site
+ *                  case): one sparse file per replica disk, snapshots as reflinks
+ *                  where the file system offers them, else copies of only the
+ *                  extents changed since the previous snapshot; documents replaced
+ *                  crash-safely; the lease a lock file with owner and expiry;
+ *  - https://ACCOUNT.blob.core.windows.net/CONTAINER (and Azurite at
+ *                  http://127.0.0.1:PORT/devstoreaccount1/CONTAINER): page blobs
+ *                  for disks, block blobs for documents (not in this release yet:
+ *                  siterec_store_open() answers SITEREC_EUNSUPPORTED).
+ *
+ * Names are relative object names: 1 to 200 characters of [A-Za-z0-9._-/], not
+ * starting with '/' or '.', no "..", no "//" (SITEREC_EINVAL otherwise). Disks and
+ * documents share one name space. Disk offsets and lengths of writes are multiples
+ * of 512 (page blob pages); disk sizes are rounded up to 512 at creation.
+ *
+ * Threading: one siterec_store per thread at a time; a store writer belongs to the
+ * thread that uses its store.
+ */
+#ifndef SITEREC_STORE_H
+#define SITEREC_STORE_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct siterec_store siterec_store;
+typedef struct siterec_store_writer siterec_store_writer;
+
+/** Store flags (siterec_store_options.flags). */
+#define SITEREC_STORE_ALLOW_HTTP 0x1u   /**< allow plain http:// (loopback emulators only) */
+#define SITEREC_STORE_CONTENT_MD5 0x2u  /**< send a transactional Content-MD5 with each page write */
+#define SITEREC_STORE_CREATE 0x4u       /**< create the directory / container if missing */
+
+#define SITEREC_STORE_OPTIONS_VERSION 1
+
+typedef struct siterec_store_options {
+	unsigned int version;        /**< SITEREC_STORE_OPTIONS_VERSION */
+	uint32_t flags;              /**< SITEREC_STORE_* */
+	const char *account_key;     /**< Azure Shared Key (base64), or NULL; copied, wiped on free */
+	const char *sas_token;       /**< Azure SAS query string, or NULL; copied, wiped on free */
+	const char *ca_file;         /**< PEM bundle of trusted CAs for HTTPS, or NULL (system) */
+	uint32_t max_inflight;       /**< requests in flight; 0 = 8 */
+	uint32_t timeout_ms;         /**< per request; 0 = 60000 */
+	uint64_t bandwidth_limit;    /**< bytes per second sent; 0 = unlimited */
+	uint32_t max_retries;        /**< retries of a failed request; 0 = 6 */
+	uint32_t reserved;
+	siterec_progress_fn progress;  /**< bytes done of bytes to do, for every long call; non-zero cancels */
+	void *progress_payload;
+} siterec_store_options;
+
+#define SITEREC_STORE_OPTIONS_INIT { SITEREC_STORE_OPTIONS_VERSION, 0, NULL, NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL }
+
+/** @since 0.1 */
+SITEREC_API int siterec_store_options_init(siterec_store_options *opts, unsigned int version);
+
+/**
+ * Open the target at url (opts may be NULL). file:// URLs need an absolute path;
+ * the directory must exist unless SITEREC_STORE_CREATE is given. Errors:
+ * SITEREC_EINVAL (malformed URL), SITEREC_ENOTFOUND, SITEREC_EUNSUPPORTED (a scheme
+ * or target this build does not serve), SITEREC_EIO. @since 0.1
+ */
+SITEREC_API int siterec_store_open(siterec_store **out, const char *url,
+                                   const siterec_store_options *opts);
+
+/** NULL accepted. Credentials are wiped. @since 0.1 */
+SITEREC_API void siterec_store_free(siterec_store *store);
+
+/* ---- replica disks -------------------------------------------------------- */
+
+/**
+ * Create a replica disk of size bytes (rounded up to 512), all zeros.
+ * SITEREC_EEXISTS when the name is taken. @since 0.1
+ */
+SITEREC_API int siterec_store_disk_create(siterec_store *store, const char *name, uint64_t size);
+
+/** Size in bytes of a disk (or of one of its snapshots when snapshot != NULL). @since 0.1 */
+SITEREC_API int siterec_store_disk_size(siterec_store *store, const char *name,
+                                        const char *snapshot, uint64_t *size);
+
+#define SITEREC_STORE_DELETE_SNAPSHOTS 0x1u /**< also delete the disk's snapshots */
+
+/**
+ * Delete a disk. A disk that has snapshots is only deleted with
+ * SITEREC_STORE_DELETE_SNAPSHOTS (else SITEREC_EBUSY). A disk under someone
+ * else's lease: SITEREC_ELEASE. @since 0.1
+ */
+SITEREC_API int siterec_store_disk_delete(siterec_store *store, const char *name, uint32_t flags,
+                                          const char *lease_id);
+
+/**
+ * Read length bytes at offset of a disk, or of its snapshot when snapshot != NULL.
+ * Errors: SITEREC_ENOTFOUND, SITEREC_ERANGE. @since 0.1
+ */
+SITEREC_API int siterec_store_read(siterec_store *store, const char *name, const char *snapshot,
+                                   void *buf, size_t length, uint64_t offset);
+
+/**
+ * Call cb for the extents of [offset, offset+length) that may hold data (others
+ * read as zeros), merged and in order; length 0 means to the end of the disk.
+ * @since 0.1
+ */
+SITEREC_API int siterec_store_ranges(siterec_store *store, const char *name, const char *snapshot,
+                                     uint64_t offset, uint64_t length, siterec_extent_fn cb,
+                                     void *payload);
+
+/**
+ * Open a writer on a disk: writes are queued, adjacent ones coalesced up to
+ * 4 MiB a request, all-zero ones sent as clears, up to max_inflight in flight.
+ * lease_id: the lease the writer holds on the disk, or NULL when it is not leased.
+ * @since 0.1
+ */
+SITEREC_API int siterec_store_writer_open(siterec_store_writer **out, siterec_store *store,
+                                          const char *name, const char *lease_id);
+
+/**
+ * Queue a write of length bytes at offset (both multiples of 512, inside the disk;
+ * the data is copied). May block while the queue is full. Errors: SITEREC_EALIGN,
+ * SITEREC_ERANGE, and the error of an earlier write that failed. @since 0.1
+ */
+SITEREC_API int siterec_store_writer_write(siterec_store_writer *w, const void *buf, size_t length,
+                                           uint64_t offset);
+
+/** siterec_write_fn adaptor (payload: the writer): ship a delta log with siterec_dlog_apply(). @since 0.1 */
+SITEREC_API int siterec_store_writer_write_cb(const void *buf, size_t length, uint64_t offset,
+                                              void *writer);
+
+/** Queue a clear of [offset, offset+length) to zeros (multiples of 512). @since 0.1 */
+SITEREC_API int siterec_store_writer_zero(siterec_store_writer *w, uint64_t offset, uint64_t length);
+
+/**
+ * Send everything queued and wait; returns the first error of any write. After
+ * success every write is durable on the target. The writer can go on afterwards.
+ * @since 0.1
+ */
+SITEREC_API int siterec_store_writer_finish(siterec_store_writer *w);
+
+/** Free a writer; writes not finished are abandoned (may or may not have landed). NULL accepted. @since 0.1 */
+SITEREC_API void siterec_store_writer_free(siterec_store_writer *w);
+
+/* ---- snapshots ------------------------------------------------------------ */
+
+/** Largest snapshot id, with its terminating NUL. */
+#define SITEREC_STORE_ID_MAX 64
+
+/**
+ * Take a point-in-time snapshot of a disk (the basis of a recovery point); its id
+ * (NUL-terminated; opaque: a decimal counter on file://, a timestamp on Azure) goes
+ * to snapshot_out, which must hold SITEREC_STORE_ID_MAX bytes (SITEREC_EINVAL,
+ * checked before anything is done). @since 0.1
+ */
+SITEREC_API int siterec_store_snapshot(siterec_store *store, const char *name, char *snapshot_out,
+                                       size_t cap);
+
+/** Delete one snapshot of a disk. @since 0.1 */
+SITEREC_API int siterec_store_snapshot_delete(siterec_store *store, const char *name,
+                                              const char *snapshot);
+
+/* ---- metadata documents (compare-and-swap) -------------------------------- */
+
+/** Largest ETag, with its terminating NUL. */
+#define SITEREC_STORE_ETAG_MAX 96
+
+/**
+ * Store a small document (at most 4 MiB). if_match: NULL writes unconditionally;
+ * "" (empty) only creates (SITEREC_ECONFLICT if it exists); an ETag replaces only
+ * that version (SITEREC_ECONFLICT otherwise). The new ETag goes to etag_out (may
+ * be NULL). Replacement is atomic: a reader sees the old or the new document.
+ * @since 0.1
+ */
+SITEREC_API int siterec_store_doc_put(siterec_store *store, const char *name, const void *data,
+                                      size_t length, const char *if_match, char *etag_out,
+                                      size_t etag_cap);
+
+/**
+ * Read a document: *data (freed with siterec_free()) and *length; its ETag to
+ * etag_out (may be NULL). SITEREC_ENOTFOUND when absent. @since 0.1
+ */
+SITEREC_API int siterec_store_doc_get(siterec_store *store, const char *name, void **data,
+                                      size_t *length, char *etag_out, size_t etag_cap);
+
+/** Delete a document (if_match as for put; NULL: unconditionally). @since 0.1 */
+SITEREC_API int siterec_store_doc_delete(siterec_store *store, const char *name,
+                                         const char *if_match);
+
+/* ---- leases --------------------------------------------------------------- */
+
+/** Largest lease id, with its terminating NUL. */
+#define SITEREC_STORE_LEASE_MAX 64
+
+/**
+ * Take an exclusive writer lease on a disk for duration_s seconds (15..60), or 0
+ * for no expiry, so that two agents never write one replica. proposed_id may be
+ * NULL (a random id is made). The id goes to lease_out. SITEREC_ELEASE when someone
+ * else holds an unexpired lease; SITEREC_EINVAL for a document (documents are
+ * guarded by If-Match instead). Writers and deletes of a leased disk need its
+ * lease id. @since 0.1
+ */
+SITEREC_API int siterec_store_lease_acquire(siterec_store *store, const char *name,
+                                            uint32_t duration_s, const char *proposed_id,
+                                            char *lease_out, size_t cap);
+
+/** Renew a lease before it expires (SITEREC_ELEASE if it was lost). @since 0.1 */
+SITEREC_API int siterec_store_lease_renew(siterec_store *store, const char *name,
+                                          const char *lease_id);
+
+/** Release a lease (SITEREC_ELEASE if lease_id does not hold it). @since 0.1 */
+SITEREC_API int siterec_store_lease_release(siterec_store *store, const char *name,
+                                            const char *lease_id);
+
+/* ---- listing -------------------------------------------------------------- */
+
+/** Kinds of listed objects. */
+typedef enum siterec_store_kind {
+	SITEREC_STORE_KIND_DISK = 1,
+	SITEREC_STORE_KIND_SNAPSHOT = 2,   /**< snapshot is set, name is its disk */
+	SITEREC_STORE_KIND_DOC = 3
+} siterec_store_kind;
+
+/** One listed object: size in bytes; snapshot NULL except for snapshots. */
+typedef int (*siterec_store_list_fn)(const char *name, int kind, uint64_t size,
+                                     const char *snapshot, void *payload);
+
+/** List what the target holds under prefix (NULL or "": everything), in name order. @since 0.1 */
+SITEREC_API int siterec_store_list(siterec_store *store, const char *prefix,
+                                   siterec_store_list_fn cb, void *payload);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SITEREC_STORE_H */
