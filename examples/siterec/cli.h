@@ -8,6 +8,7 @@
 int cmd_demo(int argc, char **argv);
 int cmd_log(int argc, char **argv);
 int cmd_disk(int argc, char **argv);
+int cmd_store(int argc, char **argv);
 
 /* Print "siterec: what: <last error>" to stderr and return exit status 2. */
 int cli_fail(const char *what);

@@ -16,13 +16,21 @@ static void usage(FILE *f)
 	        "  disk convert SRC DST --format raw|vhd\n"
 	        "                        copy a disk image into a raw or fixed VHD image\n"
 	        "  disk compare A B      exit 0 when equal, 1 listing the first differing extents\n"
+	        "  store put IMAGE URL/NAME   upload a disk image as a replica disk\n"
+	        "  store get URL/NAME[@SNAPSHOT] FILE\n"
+	        "                        download a replica disk (or a snapshot) as a raw image\n"
+	        "  store ls URL          list disks, snapshots and documents\n"
+	        "  store snapshot URL/NAME   snapshot a replica disk (prints the id)\n"
+	        "  store rm URL/NAME     delete a replica disk and its snapshots\n"
 	        "  log info LOG          header and records of a delta log\n"
 	        "  log verify LOG        check every checksum (exit 0 whole, 1 torn tail, 2 error)\n"
 	        "  log apply LOG IMAGE   apply a delta log to a raw replica image\n"
 	        "  log coalesce OUT LOG...  merge logs: each changed block once, final content\n"
 	        "  version               library version\n"
 	        "\n"
-	        "Encrypted logs: the key comes from SITEREC_LOG_KEY (64 hex digits).\n");
+	        "Encrypted logs: the key comes from SITEREC_LOG_KEY (64 hex digits).\n"
+	        "Storage URLs: file:///DIR (Azure https:// URLs: not in this build yet);\n"
+	        "credentials from SITEREC_ACCOUNT_KEY or SITEREC_SAS; --ca FILE before the verb.\n");
 }
 
 int main(int argc, char **argv)
@@ -37,6 +45,8 @@ int main(int argc, char **argv)
 		rc = cmd_demo(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "disk"))
 		rc = cmd_disk(argc - 1, argv + 1);
+	else if (!strcmp(argv[1], "store"))
+		rc = cmd_store(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "log"))
 		rc = cmd_log(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "version")) {

@@ -116,6 +116,19 @@ static const struct pin pins[] = {
 	F(siterec_disk_create_options, disk_id, 8),
 	F(siterec_disk_create_options, flags, 24),
 	F(siterec_disk_create_options, reserved, 28),
+	S(siterec_store_options, 72),
+	F(siterec_store_options, version, 0),
+	F(siterec_store_options, flags, 4),
+	F(siterec_store_options, account_key, 8),
+	F(siterec_store_options, sas_token, 16),
+	F(siterec_store_options, ca_file, 24),
+	F(siterec_store_options, max_inflight, 32),
+	F(siterec_store_options, timeout_ms, 36),
+	F(siterec_store_options, bandwidth_limit, 40),
+	F(siterec_store_options, max_retries, 48),
+	F(siterec_store_options, reserved, 52),
+	F(siterec_store_options, progress, 56),
+	F(siterec_store_options, progress_payload, 64),
 };
 
 int main(void)
