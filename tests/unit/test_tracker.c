@@ -1336,6 +1336,60 @@ static void test_crash_kill9(void **state)
 	th_tmpdir_remove(dir);
 }
 
+/* A well-formed activity record whose region is smaller than the tracker's block
+ * (not one this library writes, but a valid file): recovery marks the block that
+ * holds each region (regression: it read past the directory, or dropped it). */
+static void test_activity_region_below_block(void **state)
+{
+	(void)state;
+	char *dir = th_tmpdir();
+	char *path = th_path(dir, "t.trk");
+	char *act = act_path_of(path);
+	const uint64_t disk = MiB;
+	siterec_tracker *t = NULL;
+	assert_int_equal(open_persist(&t, path, disk, 4096, 0), 0);
+	assert_int_equal(siterec_tracker_save(t), 0);
+	siterec_tracker_free(t); /* unclean */
+
+	const uint64_t region = 512, nreg = disk / region, words = (nreg + 63) / 64;
+	const size_t slot = 4096 * ((64 + 8 * words + 4095) / 4096);
+	uint8_t *f = calloc(1, 2 * slot);
+	assert_non_null(f);
+	memcpy(f, "SRTRKACT", 8);
+	uint32_t v32 = 1, hs = 64, bm = (uint32_t)(8 * words);
+	uint64_t gen = 7;
+	memcpy(f + 8, &v32, 4);
+	memcpy(f + 12, &hs, 4);
+	memcpy(f + 16, &disk, 8);
+	memcpy(f + 24, &region, 8);
+	memcpy(f + 32, &gen, 8);
+	memcpy(f + 44, &bm, 4);
+	uint64_t *bits = (uint64_t *)(void *)(f + 64);
+	bits[0] |= 1ull << 1;                   /* bytes 512..1023: block 0 */
+	bits[0] |= 1ull << 8;                   /* bytes 4096..4607: block 1 */
+	bits[(nreg - 1) / 64] |= 1ull << ((nreg - 1) % 64); /* the last block */
+	uint64_t c = XXH3_64bits(f + 64, 8 * words);
+	memcpy(f + 48, &c, 8);
+	c = XXH3_64bits(f, 56);
+	memcpy(f + 56, &c, 8);
+	th_write_file(act, f, 2 * slot);
+	free(f);
+
+	assert_int_equal(open_persist(&t, path, disk, 4096, 0), 0);
+	assert_int_equal(stats(t).state, SITEREC_TRACKER_RECOVERED);
+	struct exts e = dirty(t);
+	assert_int_equal(e.n, 2);
+	assert_int_equal(e.v[0].offset, 0);
+	assert_int_equal(e.v[0].length, 8192);
+	assert_int_equal(e.v[1].offset, disk - 4096);
+	assert_int_equal(e.v[1].length, 4096);
+	exts_free(&e);
+	siterec_tracker_free(t);
+	free(act);
+	free(path);
+	th_tmpdir_remove(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1359,6 +1413,7 @@ int main(void)
 		cmocka_unit_test(test_mismatch_and_version),
 		cmocka_unit_test(test_close_persistent),
 		cmocka_unit_test(test_crash_kill9),
+		cmocka_unit_test(test_activity_region_below_block),
 	};
 	return cmocka_run_group_tests_name("tracker", tests, NULL, NULL);
 }
