@@ -816,16 +816,22 @@ static int read_file(const char *path, size_t max_len, uint8_t **d, size_t *len)
 	*d = NULL;
 	*len = 0;
 	struct stat st;
-	if (stat(path, &st) != 0) /* checked first so a missing file sets no error */
-		return errno == ENOENT ? FS_MISSING : FS_BAD;
+	if (stat(path, &st) != 0) { /* checked first so a missing file sets no error */
+		if (errno == ENOENT)
+			return FS_MISSING;
+		/* unreadable is not damaged: fail the open and leave the files alone,
+		 * rather than declare the state lost and overwrite it */
+		int e = errno;
+		return sr_err_os(SITEREC_EIO, e, "cannot read tracker state %s", path);
+	}
 	void *p;
 	int rc = sr_file_read_all(path, max_len, &p, len);
-	if (rc == SITEREC_ENOMEM)
-		return rc;
 	if (rc == SITEREC_ENOTFOUND)
 		return FS_MISSING;
-	if (rc)
+	if (rc == SITEREC_ECORRUPT || rc == SITEREC_ETRUNCATED) /* too long or shrinking: damaged */
 		return FS_BAD;
+	if (rc)
+		return rc; /* ENOMEM, EIO (permissions, media): the state may be fine */
 	*d = p;
 	return FS_GOOD;
 }

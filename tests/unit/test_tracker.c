@@ -1390,6 +1390,38 @@ static void test_activity_region_below_block(void **state)
 	th_tmpdir_remove(dir);
 }
 
+/* State that cannot be read (here the activity record is a directory, so reading it
+ * fails with EISDIR) fails the open with SITEREC_EIO and leaves the state file as
+ * it was, instead of declaring the state lost and overwriting it. */
+static void test_state_unreadable(void **state)
+{
+	(void)state;
+	char *dir = th_tmpdir();
+	char *path = th_path(dir, "t.trk");
+	char *act = act_path_of(path);
+	siterec_tracker *t = NULL;
+	assert_int_equal(open_persist(&t, path, MiB, 4096, 0), 0);
+	assert_int_equal(siterec_tracker_mark(t, 8192, 4096), 0);
+	assert_int_equal(siterec_tracker_close(t), 0);
+	siterec_tracker_free(t);
+	size_t n0, n1;
+	uint8_t *before = th_read_file(path, &n0);
+	assert_int_equal(unlink(act), 0);
+	assert_int_equal(mkdir(act, 0755), 0);
+	t = (siterec_tracker *)0x1;
+	th_assert_err(open_persist(&t, path, MiB, 4096, 0), SITEREC_EIO);
+	assert_null(t);
+	uint8_t *after = th_read_file(path, &n1);
+	assert_int_equal(n0, n1);
+	assert_memory_equal(before, after, n0);
+	free(before);
+	free(after);
+	rmdir(act);
+	free(act);
+	free(path);
+	th_tmpdir_remove(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1414,6 +1446,7 @@ int main(void)
 		cmocka_unit_test(test_close_persistent),
 		cmocka_unit_test(test_crash_kill9),
 		cmocka_unit_test(test_activity_region_below_block),
+		cmocka_unit_test(test_state_unreadable),
 	};
 	return cmocka_run_group_tests_name("tracker", tests, NULL, NULL);
 }
