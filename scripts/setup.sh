@@ -35,3 +35,12 @@ if [ "${#filtered[@]}" -gt 0 ]; then
   $SUDO apt-get update -qq >/dev/null
   $SUDO apt-get install -y -qq --no-install-recommends "${filtered[@]}" >/dev/null
 fi
+
+# Azurite, the Azure Storage emulator the tests run against: pinned by
+# package.json and package-lock.json, installed into node_modules/.
+root=$(cd "$(dirname "$0")/.." && pwd)
+if [ ! -x "$root/node_modules/.bin/azurite-blob" ] ||
+   [ "$root/package-lock.json" -nt "$root/node_modules/.package-lock.json" ]; then
+  echo "setup: installing Azurite (npm ci)"
+  (cd "$root" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+fi
