@@ -29,7 +29,7 @@ static void usage(FILE *f)
 	        "  version               library version\n"
 	        "\n"
 	        "Encrypted logs: the key comes from SITEREC_LOG_KEY (64 hex digits).\n"
-	        "Storage URLs: file:///DIR (Azure https:// URLs: not in this build yet);\n"
+	        "Storage URLs: file:///DIR, https://ACCOUNT.blob.core.windows.net/CONTAINER;\n"
 	        "credentials from SITEREC_ACCOUNT_KEY or SITEREC_SAS; --ca FILE before the verb.\n");
 }
 

@@ -8,9 +8,13 @@
  *                  extents changed since the previous snapshot; documents replaced
  *                  crash-safely; the lease a lock file with owner and expiry;
  *  - https://ACCOUNT.blob.core.windows.net/CONTAINER (and Azurite at
- *                  http://127.0.0.1:PORT/devstoreaccount1/CONTAINER): page blobs
- *                  for disks, block blobs for documents (not in this release yet:
- *                  siterec_store_open() answers SITEREC_EUNSUPPORTED).
+ *                  http://127.0.0.1:PORT/devstoreaccount1/CONTAINER, path style):
+ *                  page blobs for disks (Put Page of at most 4 MiB, 512-aligned;
+ *                  Clear Pages for zeros), block blobs for documents (If-Match),
+ *                  blob snapshots, blob leases; Shared Key or SAS; requests in
+ *                  flight through the libcurl multi interface; retries with
+ *                  back-off on 408/429/500/503 and connection errors. Snapshot ids
+ *                  are the service's timestamps with ':' written as '_'.
  *
  * Names are relative object names: 1 to 200 characters of [A-Za-z0-9._-/], not
  * starting with '/' or '.', no "..", no "//" (SITEREC_EINVAL otherwise). Disks and

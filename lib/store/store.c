@@ -124,6 +124,7 @@ SITEREC_API int siterec_store_open(siterec_store **out, const char *url,
 		return sr_err(SITEREC_EINVAL, "store open: unknown flags 0x%x", (unsigned)o.flags);
 
 	const char *path = NULL;
+	int azure = 0;
 	if (strncmp(url, "file://", 7) == 0) {
 		const char *rest = url + 7;
 		if (strncmp(rest, "localhost/", 10) == 0)
@@ -139,8 +140,7 @@ SITEREC_API int siterec_store_open(siterec_store **out, const char *url,
 		if (url[4] == ':' && !(o.flags & SITEREC_STORE_ALLOW_HTTP))
 			return sr_err(SITEREC_EINVAL,
 			              "store open: plain http needs SITEREC_STORE_ALLOW_HTTP");
-		return sr_err(SITEREC_EUNSUPPORTED,
-		              "store open: the Azure Blob target is not in this build yet");
+		azure = 1;
 	} else {
 		return sr_err(SITEREC_EINVAL, "store open: URL scheme not recognised (file://, https://)");
 	}
@@ -160,7 +160,7 @@ SITEREC_API int siterec_store_open(siterec_store **out, const char *url,
 	if (!st->opts.max_inflight) st->opts.max_inflight = 8;
 	if (!st->opts.timeout_ms) st->opts.timeout_ms = 60000;
 	if (!st->opts.max_retries) st->opts.max_retries = 6;
-	rc = sr_store_file_open(st, path);
+	rc = azure ? sr_store_azure_open(st, url) : sr_store_file_open(st, path);
 	if (rc) {
 		siterec_store_free(st);
 		return rc;

@@ -58,6 +58,9 @@ struct sr_store_ops {
 
 /* file:// backend: path is the absolute directory. */
 int sr_store_file_open(siterec_store *st, const char *path);
+/* Azure Blob backend: url is https://ACCOUNT.blob.<suffix>/CONTAINER or path-style
+ * http(s)://HOST:PORT/ACCOUNT/CONTAINER (scheme already checked by the front end). */
+int sr_store_azure_open(siterec_store *st, const char *url);
 
 /* Report progress through the options' callback; non-zero -> SITEREC_EABORTED. */
 int sr_store_progress(siterec_store *st, uint64_t done, uint64_t total);

@@ -34,7 +34,7 @@ check 0 "snapshot equals the original image" qemu-img compare -q -f vhdx -F raw 
 check 2 "put onto an existing name fails" "$bin" store put "$img" "$url/disk0"
 check 2 "get of a missing disk fails" "$bin" store get "$url/nope" "$dir/x.raw"
 check 2 "http without ALLOW_HTTP refused" "$bin" store ls "http://127.0.0.1:1/devstoreaccount1/c"
-check 2 "https not in this build" "$bin" store ls "https://acct.blob.core.windows.net/c"
+check 2 "invalid Azure container name refused" "$bin" store ls "https://acct.blob.core.windows.net/c"
 check 1 "usage" "$bin" store frobnicate
 check 0 "store rm" "$bin" store rm "$url/disk0"
 check 0 "store rm second" "$bin" store rm "$url/disk1"
