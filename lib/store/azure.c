@@ -254,12 +254,15 @@ static int sign(const az *a, const az_req *r, const char *path, const char *date
 	int rc = mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), a->key, a->key_len,
 	                         (const unsigned char *)s.p, s.len, mac);
 	sb_wipe_free(&s);
-	if (rc || mbedtls_base64_encode(b64, sizeof(b64), &olen, mac, sizeof(mac)))
-		return sr_err(SITEREC_ERROR, "azure: signing failed");
-	b64[olen] = 0;
-	snprintf(auth, cap, "Authorization: SharedKey %s:%s", a->account, (const char *)b64);
+	if (rc == 0)
+		rc = mbedtls_base64_encode(b64, sizeof(b64), &olen, mac, sizeof(mac));
+	if (rc == 0) {
+		b64[olen] = 0;
+		snprintf(auth, cap, "Authorization: SharedKey %s:%s", a->account, (const char *)b64);
+	}
 	mbedtls_platform_zeroize(mac, sizeof(mac));
-	return 0;
+	mbedtls_platform_zeroize(b64, sizeof(b64));
+	return rc ? sr_err(SITEREC_ERROR, "azure: signing failed") : 0;
 }
 
 /* ---- curl callbacks ---- */
@@ -606,6 +609,14 @@ static int fail(const az_req *r, const char *what, const char *name)
 	                   name ? name : "", s, code[0] ? code : "(no error code)", r->req_id);
 }
 
+/* The server's certificate was not trusted, or the CA file unusable: a setup
+ * problem (ca_file), not a passing network failure. */
+static int tls_trust_error(CURLcode cc)
+{
+	return cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_ISSUER_ERROR ||
+	       cc == CURLE_SSL_CACERT_BADFILE;
+}
+
 /* After a transfer: 0 done (2xx), 1 worth another try, 2 failed for good. */
 static int classify(const az_req *r, CURLcode cc)
 {
@@ -613,6 +624,8 @@ static int classify(const az_req *r, CURLcode cc)
 		return r->status >= 200 && r->status < 300 ? 0 : retryable_status(r->status) ? 1 : 2;
 	if (cc == CURLE_WRITE_ERROR && r->out_over)
 		return 2;
+	if (tls_trust_error(cc))
+		return 2;  /* the same certificate fails again: do not retry */
 	return 1;
 }
 
@@ -626,6 +639,12 @@ static int final_err(const az_req *r, CURLcode cc, const char *what, unsigned tr
 		return sr_err(SITEREC_ECORRUPT, "azure %s %s: the answer is larger than expected", what, n);
 	if (cc == CURLE_OPERATION_TIMEDOUT)
 		return sr_err(SITEREC_ETIMEOUT, "azure %s %s: timed out after %u tries", what, n, tries);
+	if (cc == CURLE_SSL_CACERT_BADFILE)
+		return sr_err(SITEREC_ENETWORK, "azure %s %s: TLS certificate verification failed: "
+		              "the CA file could not be used (check ca_file)", what, n);
+	if (tls_trust_error(cc))
+		return sr_err(SITEREC_ENETWORK, "azure %s %s: TLS certificate verification failed: "
+		              "%s (give the CA in ca_file?)", what, n, curl_easy_strerror(cc));
 	return sr_err(SITEREC_ENETWORK, "azure %s %s: %s (after %u tries)", what, n,
 	              curl_easy_strerror(cc), tries);
 }

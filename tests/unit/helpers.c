@@ -1,6 +1,7 @@
 #include "helpers.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,4 +140,58 @@ void th_write_file(const char *path, const void *data, size_t len)
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, data, len), (ssize_t)len);
 	close(fd);
+}
+
+int th_azurite_start(const char *who, const char *root, const char *dir, const char *cert,
+                     const char *key, int *port, long *pid)
+{
+	char cmd[8192];
+	snprintf(cmd, sizeof(cmd), "%s/scripts/azurite.sh", root);
+	if (access(cmd, X_OK) != 0) {
+		fprintf(stderr, "%s: %s missing\n", who, cmd);
+		return -1;
+	}
+	if (cert && key)
+		snprintf(cmd, sizeof(cmd), "'%s/scripts/azurite.sh' start '%s' '%s' '%s'", root, dir, cert,
+		         key);
+	else
+		snprintf(cmd, sizeof(cmd), "'%s/scripts/azurite.sh' start '%s'", root, dir);
+	FILE *f = popen(cmd, "r");
+	if (!f)
+		return -1;
+	int n = fscanf(f, "%d %ld", port, pid);
+	int st = pclose(f);
+	if (n != 2 || st != 0) {
+		fprintf(stderr, "%s: Azurite did not start (installed by scripts/setup.sh?)\n", who);
+		return -1;
+	}
+	return 0;
+}
+
+void th_azurite_stop(const char *root, long pid)
+{
+	if (pid <= 0)
+		return;
+	char cmd[8192];
+	snprintf(cmd, sizeof(cmd), "'%s/scripts/azurite.sh' stop %ld", root, pid);
+	if (system(cmd) != 0)
+		kill((pid_t)pid, SIGTERM);
+}
+
+int th_source_root(char *out, size_t cap, const char *who)
+{
+	const char *root = getenv("SITEREC_SOURCE_ROOT");
+	if (root && *root) {
+		snprintf(out, cap, "%s", root);
+		return 0;
+	}
+	/* __FILE__ may be relative to the build dir: only usable when absolute */
+	snprintf(out, cap, "%s", __FILE__);
+	char *p = strstr(out, "/tests/unit/");
+	if (out[0] != '/' || !p) {
+		fprintf(stderr, "%s: set SITEREC_SOURCE_ROOT to the source tree\n", who);
+		return -1;
+	}
+	*p = 0;
+	return 0;
 }

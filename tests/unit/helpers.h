@@ -32,6 +32,16 @@ long long th_file_size(const char *path);
 void th_flip_bit(const char *path, uint64_t off, int bit);
 /* Truncate a file to len bytes. */
 void th_truncate(const char *path, uint64_t len);
+/* The source tree: $SITEREC_SOURCE_ROOT (set by meson), else from an absolute
+ * __FILE__. 0, or -1 with a message naming `who`. */
+int th_source_root(char *out, size_t cap, const char *who);
+/* Start Azurite (scripts/azurite.sh under root) with its data in dir, over HTTPS
+ * when cert and key are given; fills port and pid. 0, or -1 with a message on
+ * stderr naming who (`who`) could not start it. */
+int th_azurite_start(const char *who, const char *root, const char *dir, const char *cert,
+                     const char *key, int *port, long *pid);
+/* Stop it by PID (never by name). */
+void th_azurite_stop(const char *root, long pid);
 /* Assert a call failed with code and left an error message. */
 #define th_assert_err(expr, want) do { \
 	int th_rc_ = (expr); \

@@ -26,48 +26,18 @@ static struct {
 static int group_setup(void **state)
 {
 	(void)state;
-	const char *root = getenv("SITEREC_SOURCE_ROOT");
-	if (root && *root) {
-		snprintf(az.root, sizeof(az.root), "%s", root);
-	} else {
-		/* __FILE__ may be relative to the build dir: only usable when absolute */
-		snprintf(az.root, sizeof(az.root), "%s", __FILE__);
-		char *p = strstr(az.root, "/tests/unit/");
-		if (az.root[0] != '/' || !p) {
-			fprintf(stderr, "test_store_azure: set SITEREC_SOURCE_ROOT to the source tree\n");
-			return -1;
-		}
-		*p = 0;
-	}
-	char cmd[8192];
-	snprintf(cmd, sizeof(cmd), "%s/scripts/azurite.sh", az.root);
-	if (access(cmd, X_OK) != 0) {
-		fprintf(stderr, "test_store_azure: %s missing\n", cmd);
+	if (th_source_root(az.root, sizeof(az.root), "test_store_azure") != 0)
 		return -1;
-	}
 	az.dir = th_tmpdir();
-	snprintf(cmd, sizeof(cmd), "'%s/scripts/azurite.sh' start '%s/az'", az.root, az.dir);
-	FILE *f = popen(cmd, "r");
-	if (!f)
-		return -1;
-	int n = fscanf(f, "%d %ld", &az.port, &az.pid);
-	int st = pclose(f);
-	if (n != 2 || st != 0) {
-		fprintf(stderr, "test_store_azure: Azurite did not start (installed by scripts/setup.sh?)\n");
-		return -1;
-	}
-	return 0;
+	char azdir[4200];
+	snprintf(azdir, sizeof(azdir), "%s/az", az.dir);
+	return th_azurite_start("test_store_azure", az.root, azdir, NULL, NULL, &az.port, &az.pid);
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
-	if (az.pid > 0) {
-		char cmd[8192];
-		snprintf(cmd, sizeof(cmd), "'%s/scripts/azurite.sh' stop %ld", az.root, az.pid);
-		if (system(cmd) != 0)
-			kill((pid_t)az.pid, SIGTERM);
-	}
+	th_azurite_stop(az.root, az.pid);
 	if (az.dir)
 		th_tmpdir_remove(az.dir);
 	return 0;
