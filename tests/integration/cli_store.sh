@@ -3,7 +3,7 @@
 # checked by qemu-img/qemu-io. $1: the siterec binary.
 bin=$1
 . "$(dirname "$0")/lib.sh"
-command -v qemu-img >/dev/null && command -v qemu-io >/dev/null || { echo "SKIP: qemu-utils missing"; exit 77; }
+command -v qemu-img >/dev/null && command -v qemu-io >/dev/null || { echo "FAIL: qemu-utils missing (scripts/setup.sh installs it)"; exit 1; }
 
 mkdir -p "$dir/target"
 url="file://$dir/target"
