@@ -1461,38 +1461,24 @@ static int file_lease_acquire(siterec_store *st, const char *name, uint32_t dura
 	return rc;
 }
 
-static int file_lease_renew(siterec_store *st, const char *name, const char *id)
-{
-	fstore *fs = st->impl;
-	char dir[PATH_MAX];
-	int lk = lease_begin(fs, name, dir);
-	if (lk < 0)
-		return lk;
-	lease cur;
-	int rc = lease_read(dir, name, &cur);
-	if (rc == 0 || (rc == 1 && strcmp(cur.id, id) != 0))
-		rc = sr_err(SITEREC_ELEASE, "lease renew %s: the lease is not held by this id", name);
-	else if (rc == 1) {
-		/* an expired lease nobody took since may be renewed (as Azure allows) */
-		cur.expiry = cur.duration ? (uint64_t)time(NULL) + cur.duration : 0;
-		rc = lease_write(dir, &cur);
-	}
-	unlock_obj(lk);
-	return rc;
-}
-
-static int file_lease_release(siterec_store *st, const char *name, const char *id)
+/* Renew or release: both need the lease held by this id. */
+static int lease_change(siterec_store *st, const char *name, const char *id, int release)
 {
 	fstore *fs = st->impl;
 	char dir[PATH_MAX], p[PATH_MAX];
+	const char *what = release ? "release" : "renew";
 	int lk = lease_begin(fs, name, dir);
 	if (lk < 0)
 		return lk;
 	lease cur;
 	int rc = lease_read(dir, name, &cur);
-	if (rc == 0 || (rc == 1 && strcmp(cur.id, id) != 0))
-		rc = sr_err(SITEREC_ELEASE, "lease release %s: the lease is not held by this id", name);
-	else if (rc == 1) {
+	if (rc == 0 || (rc == 1 && strcmp(cur.id, id) != 0)) {
+		rc = sr_err(SITEREC_ELEASE, "lease %s %s: the lease is not held by this id", what, name);
+	} else if (rc == 1 && !release) {
+		/* an expired lease nobody took since may be renewed (as Azure allows) */
+		cur.expiry = cur.duration ? (uint64_t)time(NULL) + cur.duration : 0;
+		rc = lease_write(dir, &cur);
+	} else if (rc == 1) {
 		join(p, dir, "lease");
 		rc = 0;
 		if (unlink(p) != 0) {
@@ -1504,6 +1490,16 @@ static int file_lease_release(siterec_store *st, const char *name, const char *i
 	}
 	unlock_obj(lk);
 	return rc;
+}
+
+static int file_lease_renew(siterec_store *st, const char *name, const char *id)
+{
+	return lease_change(st, name, id, 0);
+}
+
+static int file_lease_release(siterec_store *st, const char *name, const char *id)
+{
+	return lease_change(st, name, id, 1);
 }
 
 /* ---- listing ---- */
