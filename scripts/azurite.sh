@@ -16,12 +16,14 @@ start)
   mkdir -p "$dir"
   tls=()
   [ -n "${3:-}" ] && tls=(--cert "$3" --key "$4")
-  # port 0: the kernel picks a free port and Azurite reports it
+  # port 0: the kernel picks a free port and Azurite reports it. The output file
+  # exists before the background start, so the poll below never races its creation.
+  : >"$dir/azurite.out"
   "$bin" --blobHost 127.0.0.1 --blobPort 0 --location "$dir" --silent --disableTelemetry \
     "${tls[@]}" >"$dir/azurite.out" 2>&1 &
   pid=$!
   for _ in $(seq 1 200); do
-    port=$(sed -n 's/.*successfully listens on https\{0,1\}:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir/azurite.out" | head -n 1)
+    port=$(sed -n 's/.*successfully listens on https\{0,1\}:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir/azurite.out" | head -n 1 || true)
     if [ -n "$port" ]; then echo "$port $pid"; exit 0; fi
     kill -0 "$pid" 2>/dev/null || { echo "azurite.sh: azurite exited:" >&2; cat "$dir/azurite.out" >&2; exit 1; }
     sleep 0.1
