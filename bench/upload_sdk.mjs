@@ -4,7 +4,7 @@
 // uploadPages, the same number in flight (a simple promise pool), no MD5.
 //   node bench/upload_sdk.mjs URL [TOTAL_MIB [EXTENT_KIB [INFLIGHT [KEY]]]]
 // URL is the container, path style: http://127.0.0.1:PORT/devstoreaccount1/bench.
-// Prints one line: "WALL_S CPU_S BYTES MB_PER_S", CPU being process.cpuUsage()
+// Prints one line: "WALL_S CPU_S BYTES MB_PER_S USER_S", CPU being process.cpuUsage()
 // user + system around the uploads only.
 import { randomFillSync } from "node:crypto";
 import { BlobServiceClient, StorageSharedKeyCredential } from "@azure/storage-blob";
@@ -52,4 +52,4 @@ const c = process.cpuUsage(c0);
 const cpu = (c.user + c.system) / 1e6;
 
 await blob.delete({ deleteSnapshots: "include" }).catch(() => {});
-console.log(`${wall.toFixed(4)} ${cpu.toFixed(4)} ${total} ${(total / wall / 1e6).toFixed(1)}`);
+console.log(`${wall.toFixed(4)} ${cpu.toFixed(4)} ${total} ${(total / wall / 1e6).toFixed(1)} ${(c.user / 1e6).toFixed(4)}`);

@@ -29,6 +29,7 @@
 #define AZ_LIST_MAX (16u << 20)       /* cap of one listing / page-range answer */
 #define AZ_RANGE_STEP (1ull << 30)    /* Get Page Ranges in 1 GiB slices: big blobs time out */
 #define AZ_CLEAR_STEP (1ull << 30)
+#define AZ_UPLOAD_BUF (1l << 20)       /* curl's send buffer for large bodies */
 
 typedef struct az {
 	char *base;        /* scheme://host[:port] */
@@ -443,19 +444,20 @@ static int retryable_status(int s)
 	return s == 408 || s == 429 || s == 500 || s == 503;
 }
 
-static void backoff_sleep(unsigned attempt, long retry_after)
+/* Back-off before retry number attempt+1, in ms: exponential from 200 ms, capped
+ * at 30 s, half of it random (jitter spreads clients apart); a longer Retry-After
+ * (capped at 60 s) wins. */
+static uint64_t backoff_ms(unsigned attempt, long retry_after)
 {
 	uint64_t ms = 200ull << (attempt < 8 ? attempt : 8);
 	if (ms > 30000)
 		ms = 30000;
 	uint32_t rnd = 0;
 	sr_random_bytes(&rnd, sizeof(rnd));
-	ms = ms / 2 + rnd % (ms / 2 + 1);   /* jitter: spread clients apart */
+	ms = ms / 2 + rnd % (ms / 2 + 1);
 	if (retry_after > 0 && (uint64_t)retry_after * 1000 > ms)
 		ms = (uint64_t)(retry_after > 60 ? 60 : retry_after) * 1000;
-	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) != 0) {
-	}
+	return ms;
 }
 
 /* What one transfer owns until it is done: the headers list and the URL (a SAS rides in it). */
@@ -557,6 +559,10 @@ static int setup(siterec_store *st, const az *a, CURL *c, az_req *r, az_xfer *x)
 		curl_easy_setopt(c, CURLOPT_READFUNCTION, cb_read);
 		curl_easy_setopt(c, CURLOPT_READDATA, r);
 		curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->body_len);
+		/* curl's 64 KiB default means a read callback and a send() per 64 KiB:
+		 * 1 MiB halves the client's CPU per byte on large page writes */
+		if (r->body_len > AZ_UPLOAD_BUF / 4)
+			curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, (long)AZ_UPLOAD_BUF);
 	} else if (strcmp(r->verb, "HEAD") == 0) {
 		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
 	} else if (strcmp(r->verb, "GET") != 0) {
@@ -658,6 +664,8 @@ static int run(siterec_store *st, az_req *r, const char *what)
 		int rc = setup(st, a, a->easy, r, &x);
 		if (rc)
 			return rc;
+		if (r->body_len)
+			sr_store_sleep_until(sr_store_bw_start(st, r->body_len));
 		CURLcode cc = curl_easy_perform(a->easy);
 		xfer_done(a->easy, &x);
 		int k = classify(r, cc);
@@ -665,7 +673,8 @@ static int run(siterec_store *st, az_req *r, const char *what)
 			return 0;
 		if (k == 2 || att >= st->opts.max_retries)
 			return final_err(r, cc, what, att + 1);
-		backoff_sleep(att, cc == CURLE_OK ? r->retry_after : -1);
+		sr_store_sleep_until(sr_store_now_ns() +
+		                     backoff_ms(att, cc == CURLE_OK ? r->retry_after : -1) * 1000000ull);
 	}
 }
 
@@ -850,20 +859,24 @@ static int az_ranges(siterec_store *st, const char *name, const char *snap, uint
 }
 
 /* ---- writer: up to max_inflight Put Page requests in flight (curl multi) ----
- * Each slot owns an easy handle (its own kept-alive connection), a copy of the
- * data and its request. writer_write returns once a slot is free; a failure is
- * kept and returned by the next call. A retry's back-off stalls the others:
- * retries are rare, and simple beats clever here. */
+ * Each slot owns an easy handle (its own kept-alive connection), its request and
+ * the data buffer the front end handed over (no copy). A slot is busy from its
+ * request until its answer; in between it may wait, outside the multi handle,
+ * for a retry's back-off or the bandwidth limit, while the other slots go on.
+ * writer_write returns once a slot is free; a failure is kept and returned by
+ * the next call. */
 
 typedef struct az_slot {
 	CURL *easy;
 	az_req r;
 	az_xfer x;
-	uint8_t *buf;          /* SR_STORE_MAX_REQUEST bytes, allocated on first use */
+	uint8_t *buf;          /* SR_STORE_MAX_REQUEST bytes, from the front end */
 	char range[80], md5[32];
 	uint64_t off, len;     /* the span, to keep overlapping requests in order */
+	uint64_t not_before;   /* waiting: monotonic ns at which to (re)start */
 	unsigned tries;
-	int busy;
+	int busy;              /* a request is assigned (waiting or in the multi handle) */
+	int waiting;           /* busy, not yet started */
 } az_slot;
 
 struct sr_store_bwriter {
@@ -872,6 +885,7 @@ struct sr_store_bwriter {
 	az_slot *slots;
 	uint32_t nslots;
 	uint32_t busy;
+	uint32_t waiting;
 	char *name;
 	char lease[SITEREC_STORE_LEASE_MAX];
 	int has_lease;
@@ -903,10 +917,10 @@ static void az_writer_close(sr_store_bwriter *w)
 	for (uint32_t i = 0; w->slots && i < w->nslots; i++) {
 		az_slot *sl = &w->slots[i];
 		if (sl->easy) {
-			if (sl->busy)
+			if (sl->busy && !sl->waiting) {
 				curl_multi_remove_handle(w->multi, sl->easy);
-			if (sl->busy)
 				xfer_done(sl->easy, &sl->x);
+			}
 			curl_easy_cleanup(sl->easy);
 		}
 		sr_free(sl->buf);
@@ -947,7 +961,7 @@ static int az_writer_open(siterec_store *st, const char *name, const char *lease
 	return 0;
 }
 
-/* Start (or restart) the slot's transfer. */
+/* Start the slot's transfer now (fresh date and signature). */
 static int slot_start(sr_store_bwriter *w, az_slot *sl)
 {
 	int rc = setup(w->st, w->st->impl, sl->easy, &sl->r, &sl->x);
@@ -957,35 +971,87 @@ static int slot_start(sr_store_bwriter *w, az_slot *sl)
 		xfer_done(sl->easy, &sl->x);
 		return sr_err(SITEREC_ERROR, "writer %s: curl_multi_add_handle failed", w->name);
 	}
-	sl->busy = 1;
-	w->busy++;
 	return 0;
 }
 
-/* A transfer ended: free the slot, retry it, or record the failure. */
+/* Give the slot its (next) attempt: at once, or waiting until not_before. The
+ * slot is busy from here until slot_end takes the final answer. */
+static void slot_launch(sr_store_bwriter *w, az_slot *sl, uint64_t not_before)
+{
+	if (!sl->busy) {
+		sl->busy = 1;
+		w->busy++;
+	}
+	if (sl->r.body_len) {
+		/* the bytes are charged at launch: the limit spaces the requests apart */
+		uint64_t bw = sr_store_bw_start(w->st, sl->r.body_len);
+		if (bw > not_before)
+			not_before = bw;
+	}
+	if (not_before > sr_store_now_ns()) {
+		sl->not_before = not_before;
+		sl->waiting = 1;
+		w->waiting++;
+		return;
+	}
+	int rc = slot_start(w, sl);
+	if (rc) {
+		w_record(w, rc);
+		sl->busy = 0;
+		w->busy--;
+	}
+}
+
+/* A transfer ended: free the slot, schedule its retry, or record the failure. */
 static void slot_end(sr_store_bwriter *w, az_slot *sl, CURLcode cc)
 {
 	curl_multi_remove_handle(w->multi, sl->easy);
 	xfer_done(sl->easy, &sl->x);
-	sl->busy = 0;
-	w->busy--;
 	int k = classify(&sl->r, cc);
 	const char *what = sl->r.body ? "write" : "clear";
-	if (k == 0)
-		return;
 	if (k == 1 && sl->tries < w->st->opts.max_retries && !w->failed) {
-		backoff_sleep(sl->tries++, cc == CURLE_OK ? sl->r.retry_after : -1);
-		int rc = slot_start(w, sl);
-		if (rc)
-			w_record(w, rc);
+		uint64_t ms = backoff_ms(sl->tries++, cc == CURLE_OK ? sl->r.retry_after : -1);
+		slot_launch(w, sl, sr_store_now_ns() + ms * 1000000ull);
 		return;
 	}
-	w_record(w, final_err(&sl->r, cc, what, sl->tries + 1));
+	sl->busy = 0;
+	w->busy--;
+	if (k != 0)
+		w_record(w, final_err(&sl->r, cc, what, sl->tries + 1));
 }
 
-/* One round of driving the transfers: progress, completions, then wait for activity. */
+/* Start the waiting slots whose time has come; returns the earliest time still
+ * waited for (UINT64_MAX: none). After a failure the waiting ones are dropped. */
+static uint64_t start_due(sr_store_bwriter *w)
+{
+	uint64_t now = sr_store_now_ns(), next = UINT64_MAX;
+	for (uint32_t i = 0; w->waiting && i < w->nslots; i++) {
+		az_slot *sl = &w->slots[i];
+		if (!sl->waiting)
+			continue;
+		if (!w->failed && sl->not_before > now) {
+			if (sl->not_before < next)
+				next = sl->not_before;
+			continue;
+		}
+		sl->waiting = 0;
+		w->waiting--;
+		int rc = w->failed ? w->failed : slot_start(w, sl);
+		if (rc) {
+			if (!w->failed)
+				w_record(w, rc);
+			sl->busy = 0;
+			w->busy--;
+		}
+	}
+	return next;
+}
+
+/* One round of driving the transfers: due starts, progress, completions, then
+ * wait for activity or for the next due start. */
 static int pump_step(sr_store_bwriter *w)
 {
+	uint64_t next = start_due(w);
 	int running = 0, left;
 	CURLMcode mc = curl_multi_perform(w->multi, &running);
 	if (mc != CURLM_OK)
@@ -997,19 +1063,33 @@ static int pump_step(sr_store_bwriter *w)
 		if (m->msg != CURLMSG_DONE)
 			continue;
 		for (uint32_t i = 0; i < w->nslots; i++)
-			if (w->slots[i].busy && w->slots[i].easy == m->easy_handle) {
+			if (w->slots[i].busy && !w->slots[i].waiting && w->slots[i].easy == m->easy_handle) {
 				slot_end(w, &w->slots[i], m->data.result);
 				ended = 1;
 				break;
 			}
 	}
-	if (!ended && w->busy && (mc = curl_multi_poll(w->multi, NULL, 0, 1000, NULL)) != CURLM_OK)
+	if (ended || !w->busy)
+		return 0;
+	long ms = 1000;
+	if (next != UINT64_MAX) {
+		uint64_t now = sr_store_now_ns();
+		uint64_t d = next > now ? (next - now + 999999) / 1000000 : 0;
+		if (d < (uint64_t)ms)
+			ms = (long)d;
+	}
+	if (w->busy == w->waiting) {
+		/* nothing in the multi handle: only the clock can bring progress */
+		sr_store_sleep_until(sr_store_now_ns() + (uint64_t)ms * 1000000ull);
+		return 0;
+	}
+	if ((mc = curl_multi_poll(w->multi, NULL, 0, (int)ms, NULL)) != CURLM_OK)
 		return sr_err(SITEREC_ERROR, "writer %s: curl_multi_poll: %s", w->name,
 		              curl_multi_strerror(mc));
 	return 0;
 }
 
-/* Drive the transfers until at most `until` are busy. */
+/* Drive the transfers until at most `until` slots are busy. */
 static int pump(sr_store_bwriter *w, uint32_t until)
 {
 	int rc = 0;
@@ -1028,8 +1108,9 @@ static int slot_overlaps(const sr_store_bwriter *w, uint64_t off, uint64_t len)
 	return 0;
 }
 
-/* Queue one Put Page (buf NULL: clear) and return once fewer than max_inflight are busy. */
-static int put_page(sr_store_bwriter *w, const void *buf, size_t len, uint64_t off)
+/* Queue one Put Page (bufp NULL: clear; else the data buffer is taken and a free
+ * one left in *bufp) and return once fewer than max_inflight are busy. */
+static int put_page(sr_store_bwriter *w, uint8_t **bufp, size_t len, uint64_t off)
 {
 	if (w->failed)
 		return w_failed(w);
@@ -1049,8 +1130,6 @@ static int put_page(sr_store_bwriter *w, const void *buf, size_t len, uint64_t o
 			sl = &w->slots[i];
 	if (!sl->easy && !(sl->easy = curl_easy_init()))
 		return sr_err(SITEREC_ENOMEM, "writer %s: out of memory", w->name);
-	if (buf && !sl->buf && !(sl->buf = sr_malloc(SR_STORE_MAX_REQUEST)))
-		return sr_err(SITEREC_ENOMEM, "writer %s: out of memory", w->name);
 	memset(&sl->r, 0, sizeof(sl->r));
 	sl->tries = 0;
 	sl->off = off;
@@ -1060,33 +1139,37 @@ static int put_page(sr_store_bwriter *w, const void *buf, size_t len, uint64_t o
 	sl->r.verb = "PUT";
 	sl->r.name = w->name;
 	q_add(&sl->r, "comp", "page");
-	h_add(&sl->r, "x-ms-page-write", buf ? "update" : "clear");
+	h_add(&sl->r, "x-ms-page-write", bufp ? "update" : "clear");
 	h_add(&sl->r, "x-ms-range", sl->range);
 	if (w->has_lease)
 		h_add(&sl->r, "x-ms-lease-id", w->lease);
-	if (buf) {
-		memcpy(sl->buf, buf, len);  /* the caller may reuse its buffer at once */
+	if (bufp) {
+		/* take the caller's buffer, leave ours (a spare, or a new one) */
+		uint8_t *spare = sl->buf ? sl->buf : sr_malloc(SR_STORE_MAX_REQUEST);
+		sl->buf = *bufp;
+		*bufp = spare;
 		sl->r.body = sl->buf;
 		sl->r.body_len = len;
 		if (w->st->opts.flags & SITEREC_STORE_CONTENT_MD5) {
 			unsigned char md5[16];
 			size_t olen = 0;
-			if (mbedtls_md5_ret(buf, len, md5) ||
+			if (mbedtls_md5_ret(sl->buf, len, md5) ||
 			    mbedtls_base64_encode((unsigned char *)sl->md5, sizeof(sl->md5), &olen, md5, 16))
 				return sr_err(SITEREC_ERROR, "writer %s: MD5 failed", w->name);
 			sl->md5[olen] = 0;
 			sl->r.content_md5 = sl->md5;
 		}
 	}
-	if ((rc = slot_start(w, sl)))
-		return rc;
+	slot_launch(w, sl, 0);
+	if (w->failed)
+		return w_failed(w);
 	/* get the request going before returning to the caller */
 	int running;
 	curl_multi_perform(w->multi, &running);
 	return 0;
 }
 
-static int az_writer_write(sr_store_bwriter *w, const void *buf, size_t len, uint64_t off)
+static int az_writer_write(sr_store_bwriter *w, uint8_t **buf, size_t len, uint64_t off)
 {
 	/* the front end never sends more than one Put Page may carry; hold the line anyway */
 	if (len > SR_STORE_MAX_REQUEST || ((off | len) & 511) || !len)

@@ -1,6 +1,8 @@
 /* Storage front end: URL parsing, options, name checks, the writer queue, and
  * dispatch to the backend of the URL's scheme (store_internal.h). */
+#include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include <mbedtls/platform_util.h>
 
@@ -22,6 +24,37 @@ int sr_store_progress(siterec_store *st, uint64_t done, uint64_t total)
 		return 0;
 	int rc = st->opts.progress(done, total, st->opts.progress_payload);
 	return rc ? sr_err_callback(rc, "store progress callback") : 0;
+}
+
+uint64_t sr_store_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void sr_store_sleep_until(uint64_t t)
+{
+	struct timespec ts = { (time_t)(t / 1000000000ull), (long)(t % 1000000000ull) };
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+	}
+}
+
+/* A token bucket without a burst allowance, kept as the time at which everything
+ * granted so far has been paid for at the limit: a request may start then, and
+ * its bytes push that time further. Idle time earns nothing, so the average rate
+ * over any stretch of activity stays at or under the limit, across all the
+ * writers and requests of the store. */
+uint64_t sr_store_bw_start(siterec_store *st, uint64_t bytes)
+{
+	uint64_t now = sr_store_now_ns(), limit = st->opts.bandwidth_limit;
+	if (!limit || !bytes)
+		return now;
+	uint64_t start = st->bw_tat > now ? st->bw_tat : now;
+	/* bytes * 1e9 / limit without overflow for any request size this layer sends */
+	uint64_t cost = bytes / limit * 1000000000ull + bytes % limit * 1000000000ull / limit;
+	st->bw_tat = start + cost;
+	return start;
 }
 
 static int name_char_ok(char c)
@@ -284,8 +317,10 @@ static int send_run(siterec_store_writer *w)
 	if (!w->run_len)
 		return 0;
 	int rc = w->run_zero ? w->st->ops->writer_zero(w->bw, w->run_off, w->run_len)
-	                     : w->st->ops->writer_write(w->bw, w->buf, w->run_len, w->run_off);
+	                     : w->st->ops->writer_write(w->bw, &w->buf, (size_t)w->run_len, w->run_off);
 	w->run_len = 0;
+	if (!w->buf && !(w->buf = sr_malloc(SR_STORE_MAX_REQUEST)) && !rc)
+		rc = sr_err(SITEREC_ENOMEM, "store writer %s: out of memory", w->name);
 	if (rc && !w->failed)
 		w->failed = rc;
 	return rc;
@@ -334,12 +369,17 @@ SITEREC_API int siterec_store_writer_write(siterec_store_writer *w, const void *
 		return rc;
 	w->queued += length;
 	const uint8_t *p = buf;
-	/* 512-byte sectors: all-zero runs become clears, the rest data runs */
+	/* 512-byte sectors: all-zero runs become clears, the rest data runs. A short
+	 * zero run amid data goes as data: a request saved is worth more than a few
+	 * KiB not sent (a write that is all zeros is always a clear). */
+	int all_zero = sr_is_zero(p, length);
 	while (length) {
 		size_t n = 512;
-		int zero = sr_is_zero(p, n);
-		while (n < length && sr_is_zero(p + n, 512) == zero)
+		int zero = all_zero || sr_is_zero(p, n);
+		while (n < length && (all_zero || sr_is_zero(p + n, 512) == zero))
 			n += 512;
+		if (zero && !all_zero && n < SR_STORE_ZERO_RUN_MIN)
+			zero = 0;
 		if (zero) {
 			if ((rc = queue_zero(w, offset, n)))
 				return rc;

@@ -11,6 +11,10 @@
 /* Largest request the writer sends (page-blob Put Page limit). */
 #define SR_STORE_MAX_REQUEST (4u << 20)
 
+/* Zero runs amid data shorter than this are sent as data: a request saved is
+ * worth more than the bytes. */
+#define SR_STORE_ZERO_RUN_MIN (64u << 10)
+
 typedef struct sr_store_ops sr_store_ops;
 
 struct siterec_store {
@@ -20,6 +24,7 @@ struct siterec_store {
 	char *account_key;           /* wiped on free */
 	char *sas_token;             /* wiped on free */
 	char *ca_file;
+	uint64_t bw_tat;             /* bandwidth limit: when the bytes granted so far are paid off (ns) */
 };
 
 /* Backend writer: the front end owns the queue, the backend writes through. */
@@ -38,7 +43,10 @@ struct sr_store_ops {
 	/* *size receives the disk size for the front end's range checks. */
 	int (*writer_open)(siterec_store *st, const char *name, const char *lease,
 	                   sr_store_bwriter **out, uint64_t *size);
-	int (*writer_write)(sr_store_bwriter *w, const void *buf, size_t len, uint64_t off);
+	/* *buf holds len bytes in a buffer of SR_STORE_MAX_REQUEST bytes from sr_malloc:
+	 * the backend may keep it (no copy) and leave in *buf another such buffer for
+	 * the front end to fill next, or NULL on failure (the front end allocates). */
+	int (*writer_write)(sr_store_bwriter *w, uint8_t **buf, size_t len, uint64_t off);
 	int (*writer_zero)(sr_store_bwriter *w, uint64_t off, uint64_t len);
 	int (*writer_sync)(sr_store_bwriter *w);  /* make everything written durable */
 	void (*writer_close)(sr_store_bwriter *w);
@@ -64,6 +72,17 @@ int sr_store_azure_open(siterec_store *st, const char *url);
 
 /* Report progress through the options' callback; non-zero -> SITEREC_EABORTED. */
 int sr_store_progress(siterec_store *st, uint64_t done, uint64_t total);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t sr_store_now_ns(void);
+
+/* Bandwidth limit (opts.bandwidth_limit bytes/s over every request of the store):
+ * charge `bytes` about to be sent and return the monotonic time (ns) at which
+ * they may start; now or earlier when there is no limit or no backlog. */
+uint64_t sr_store_bw_start(siterec_store *st, uint64_t bytes);
+
+/* Sleep until the monotonic time t (ns). */
+void sr_store_sleep_until(uint64_t t);
 
 /* Checks of the front end, shared with backends that receive names from disk. */
 int sr_store_name_ok(const char *name);

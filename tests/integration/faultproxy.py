@@ -46,6 +46,11 @@ class Proxy:
         with self.lock:
             n = self.seen.get(ident, 0)
             self.seen[ident] = n + 1
+            if n == 0 and is_page and "/backoff?" in ident and "|bytes=0-" in ident:
+                # fixed, long back-off for one request: the other requests of the
+                # writer must go on meanwhile (checked by store_faults.sh)
+                self.last_faulted[ident] = True
+                return "503ra2", n
             if self.last_faulted.get(ident):
                 # never twice in a row: the retry must be able to succeed
                 self.last_faulted[ident] = False
@@ -213,8 +218,8 @@ class Handler(socketserver.StreamRequestHandler):
         if kind in ("reset_before", "reset_mid_body"):
             reset(self.connection)
             return False
-        if kind in ("503ra0", "503ra1"):
-            ra = "1" if kind == "503ra1" else "0"
+        if kind in ("503ra0", "503ra1", "503ra2"):
+            ra = kind[-1]
             self.wfile.write(canned(503, "Service Unavailable", f"Retry-After: {ra}\r\n"))
             self.wfile.flush()
             return True

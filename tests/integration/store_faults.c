@@ -172,6 +172,39 @@ static int docs(siterec_store *st, const char *seed)
 	return bad;
 }
 
+/* One request (the first, at offset 0 of disk "backoff") is answered 503 with
+ * Retry-After: 2 by the proxy: the 48 requests queued after it must not wait
+ * for its retry (store_faults.sh checks the arrival order), and all land. */
+static int backoff(siterec_store *st)
+{
+	const uint64_t ext = 64 * 1024, n = 48;
+	siterec_store_writer *w = NULL;
+	int rc = siterec_store_disk_create(st, "backoff", (n + 1) * 2 * ext);
+	if (rc)
+		return fail("backoff disk create", rc);
+	if ((rc = siterec_store_writer_open(&w, st, "backoff", NULL)))
+		return fail("backoff writer open", rc);
+	uint8_t *want = malloc((n + 1) * ext), *got = malloc(ext);
+	int bad = !want || !got;
+	if (!bad)
+		fill(want, (n + 1) * ext);
+	for (uint64_t i = 0; !bad && i <= n; i++)
+		if ((rc = siterec_store_writer_write(w, want + i * ext, ext, i * 2 * ext)))
+			bad = fail("backoff write", rc);
+	if (!bad && (rc = siterec_store_writer_finish(w)))
+		bad = fail("backoff finish", rc);
+	for (uint64_t i = 0; !bad && i <= n; i++) {
+		if ((rc = siterec_store_read(st, "backoff", NULL, got, ext, i * 2 * ext)))
+			bad = fail("backoff read", rc);
+		else if (memcmp(got, want + i * ext, ext) != 0)
+			bad = fail("backoff: data differs", SITEREC_ECORRUPT);
+	}
+	siterec_store_writer_free(w);
+	free(want);
+	free(got);
+	return bad;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
@@ -214,6 +247,8 @@ int main(int argc, char **argv)
 		bad = compare(st, snap, before, "read snapshot");
 	if (!bad)
 		bad = docs(st, argv[2]);
+	if (!bad)
+		bad = backoff(st);
 	if (!bad)
 		printf("store_faults: seed %s: %u writes, %u zero ranges, snapshot %s: all match\n",
 		       argv[2], n_writes, n_zeros, snap);

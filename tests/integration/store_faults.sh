@@ -65,6 +65,25 @@ for r in reqs:
         bad.append(f"no retry after {r['fault']} on {r['method']} {r['target']} {r['range']}")
     elif r["fault"] == "503ra1" and nxt["t"] - r["t"] < 0.95:
         bad.append(f"Retry-After: 1 not honoured: retry after {nxt['t'] - r['t']:.3f} s")
+# the Put Page held back for 2 s (Retry-After) on disk "backoff" does not hold
+# the writer: the requests queued after it arrive before its retry. A writer
+# that slept through the back-off would let in only the ones already in flight
+# (fewer than max_inflight = 8).
+held = [r for r in pages if r["fault"] == "503ra2"]
+if len(held) != 3:
+    bad.append(f"expected 3 held-back requests (one per seed), saw {len(held)}")
+for r in held:
+    nxt = by_id.get((r["id"], r["attempt"] + 1))
+    if nxt is None:
+        continue
+    disk = r["target"].split("?")[0]
+    others = sum(1 for o in pages if o["id"] != r["id"] and o["target"].split("?")[0] == disk
+                 and r["t"] <= o["t"] <= nxt["t"])
+    print(f"during a 2 s back-off: {others} other Put Pages arrived, retry after {nxt['t'] - r['t']:.2f} s")
+    if others < 16:
+        bad.append(f"a back-off stalled the writer: only {others} other Put Pages during it")
+    if nxt["t"] - r["t"] < 1.95:
+        bad.append(f"Retry-After: 2 not honoured: retry after {nxt['t'] - r['t']:.3f} s")
 print(f"requests {len(reqs)} (Put Page {len(pages)}), retries {retries}, "
       f"faults {sum(faults.values())}: {dict(sorted(faults.items()))}")
 if sum(faults.values()) < 30:
