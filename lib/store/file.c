@@ -176,7 +176,7 @@ static int bm_load(const char *path, const char *magic, bmrec *r)
 	if (rc)
 		return rc;
 	const uint8_t *b = data;
-	rc = sr_err(SITEREC_ECORRUPT, "store record %s is damaged or not a %.8s record", path, magic);
+	rc = SITEREC_ECORRUPT;  /* the message is set at out: only if it stays a failure */
 	if (len < REC_HDR + 8 || memcmp(b, magic, 8) != 0)
 		goto out;
 	if (sr_get_le32(b + 8) != 1 || sr_get_le32(b + 12) != CHUNK) {
@@ -202,6 +202,9 @@ static int bm_load(const char *path, const char *magic, bmrec *r)
 	memcpy(r->bits, b + REC_HDR, nb);
 	rc = 0;
 out:
+	if (rc == SITEREC_ECORRUPT)
+		rc = sr_err(SITEREC_ECORRUPT, "store record %s is damaged or not a %.8s record", path,
+		            magic);
 	sr_free(data);
 	return rc;
 }
@@ -284,11 +287,13 @@ static void snap_path(char *out, const char *diskdir, uint64_t id, const char *e
 }
 
 /* A snapshot and the older ones it resolves through: chain[0] is the one asked for. */
+#define CHAIN_MAX 64
+
 typedef struct chain {
 	size_t n;
-	bmrec rec[64];
-	int fd[64];
-	uint8_t *alloc[64];   /* for ranges(): chunks of each data file that hold data */
+	bmrec rec[CHAIN_MAX];
+	int fd[CHAIN_MAX];
+	uint8_t *alloc[CHAIN_MAX];   /* for ranges(): chunks of each data file that hold data */
 } chain;
 
 static void chain_free(chain *c)
@@ -310,10 +315,10 @@ static int chain_load(const char *diskdir, const char *name, const char *snap, c
 		return sr_err(SITEREC_ENOTFOUND, "disk %s has no snapshot %s", name, snap);
 	while (id) {
 		char p[PATH_MAX];
-		if (c->n == 64) {
+		if (c->n == CHAIN_MAX) {
 			chain_free(c);
-			return sr_err(SITEREC_ECORRUPT, "disk %s: snapshot chain longer than 64 or looping",
-			              name);
+			return sr_err(SITEREC_ECORRUPT, "disk %s: snapshot chain longer than %d or looping",
+			              name, CHAIN_MAX);
 		}
 		snap_path(p, diskdir, id, "idx");
 		bmrec *r = &c->rec[c->n];
@@ -338,6 +343,30 @@ static int chain_load(const char *diskdir, const char *name, const char *snap, c
 			                 (unsigned long long)id);
 		}
 		id = r->b;
+	}
+	return 0;
+}
+
+/* Number of snapshots a read of snapshot id resolves through (itself included). */
+static int chain_depth(const char *diskdir, const char *name, uint64_t id, size_t *depth)
+{
+	char p[PATH_MAX];
+	*depth = 0;
+	while (id && *depth < CHAIN_MAX) {
+		bmrec r;
+		snap_path(p, diskdir, id, "idx");
+		int rc = bm_load(p, MAGIC_SNAP, &r);
+		if (rc)
+			return rc == SITEREC_ENOTFOUND
+			           ? sr_err(SITEREC_ECORRUPT, "disk %s: snapshot %llu missing from a chain",
+			                    name, (unsigned long long)id)
+			           : rc;
+		bm_free(&r);
+		if (r.b >= id)
+			return sr_err(SITEREC_ECORRUPT, "disk %s: snapshot %llu damaged", name,
+			              (unsigned long long)id);
+		id = r.b;
+		(*depth)++;
 	}
 	return 0;
 }
@@ -826,12 +855,15 @@ static int file_ranges(siterec_store *st, const char *name, const char *snap, ui
 /* ---- writer ---- */
 
 struct sr_store_bwriter {
+	siterec_store *st;
 	char name[256];
 	char dir[PATH_MAX];
 	int fd;
 	uint64_t size;
 	bmrec state;        /* the changed-chunk record as last read or written */
-	ino_t state_ino;    /* replaced files get a new inode: tells a snapshot happened */
+	/* state.b is the record's generation, +1 at each replacement under the disk
+	 * lock: a header read tells whether a snapshot or another writer replaced it
+	 * (an inode number cannot: file systems reuse a freed one at once) */
 	char *lease;
 	uint8_t *zeros;     /* fallback for file systems without hole punching */
 };
@@ -842,22 +874,39 @@ static int state_path(char *out, const char *dir)
 	return 0;
 }
 
+/* The generation of the record at path (its header only), or 0 with an error set. */
+static int state_generation(const char *path, const char *name, uint64_t *gen)
+{
+	uint8_t h[40];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		return sr_err_os(sr_errno_code(e), e, "disk %s: its state record is missing", name);
+	}
+	int rc = sr_pread_full(fd, h, sizeof(h), 0);
+	close(fd);
+	if (rc)
+		return rc;
+	*gen = sr_get_le64(h + 32);
+	return 0;
+}
+
 static int state_reload(sr_store_bwriter *w)
 {
 	char p[PATH_MAX];
-	struct stat s;
+	uint64_t gen = 0;
 	state_path(p, w->dir);
-	if (stat(p, &s) != 0) {
-		int e = errno;
-		return sr_err_os(sr_errno_code(e), e, "disk %s: its state record is missing", w->name);
-	}
-	if (w->state.bits && s.st_ino == w->state_ino)
+	int rc = state_generation(p, w->name, &gen);
+	if (rc)
+		return rc;
+	if (w->state.bits && gen == w->state.b)
 		return 0;
 	bm_free(&w->state);
-	int rc = bm_load(p, MAGIC_STATE, &w->state);
+	rc = bm_load(p, MAGIC_STATE, &w->state);
 	if (!rc && w->state.disk_size != w->size)
 		rc = sr_err(SITEREC_ECORRUPT, "disk %s: state record does not match the disk", w->name);
-	w->state_ino = s.st_ino;
+	if (rc)
+		bm_free(&w->state);
 	return rc;
 }
 
@@ -878,15 +927,22 @@ static int mark_changed(sr_store_bwriter *w, uint64_t off, uint64_t len)
 	if (!added)
 		return 0;
 	char p[PATH_MAX];
-	struct stat s;
 	state_path(p, w->dir);
+	w->state.b++;
 	rc = bm_save(p, MAGIC_STATE, &w->state);
-	if (!rc && stat(p, &s) == 0)
-		w->state_ino = s.st_ino;
 	if (rc) {
 		bm_free(&w->state); /* unknown what is on disk now: reload next time */
 	}
 	return rc;
+}
+
+/* Under the disk's lock, before data lands: a writer whose lease expired or was
+ * taken over is refused at each write, as Azure refuses each Put Page, so a
+ * stale writer never lands a byte after the new holder took the disk. */
+static int fenced_mark(sr_store_bwriter *w, uint64_t off, uint64_t len)
+{
+	int rc = lease_check(w->dir, w->name, w->lease);
+	return rc ? rc : mark_changed(w, off, len);
 }
 
 static int file_writer_open(siterec_store *st, const char *name, const char *lease_id,
@@ -897,6 +953,7 @@ static int file_writer_open(siterec_store *st, const char *name, const char *lea
 	if (!w)
 		return sr_err(SITEREC_ENOMEM, "store writer %s: out of memory", name);
 	w->fd = -1;
+	w->st = st;
 	snprintf(w->name, sizeof(w->name), "%s", name);
 	int rc = opath(fs, w->dir, "disks", name, NULL);
 	char p[PATH_MAX];
@@ -930,14 +987,15 @@ static int file_writer_open(siterec_store *st, const char *name, const char *lea
 	return 0;
 }
 
-static int file_writer_write(sr_store_bwriter *w, const void *buf, size_t len, uint64_t off)
+static int file_writer_write(sr_store_bwriter *w, uint8_t **buf, size_t len, uint64_t off)
 {
+	sr_store_sleep_until(sr_store_bw_start(w->st, len));
 	int lk = lock_obj(w->dir, w->name);
 	if (lk < 0)
 		return lk;
-	int rc = mark_changed(w, off, len);
+	int rc = fenced_mark(w, off, len);
 	if (!rc)
-		rc = sr_pwrite_full(w->fd, buf, len, off);
+		rc = sr_pwrite_full(w->fd, *buf, len, off);
 	unlock_obj(lk);
 	return rc;
 }
@@ -947,7 +1005,7 @@ static int file_writer_zero(sr_store_bwriter *w, uint64_t off, uint64_t len)
 	int lk = lock_obj(w->dir, w->name);
 	if (lk < 0)
 		return lk;
-	int rc = mark_changed(w, off, len);
+	int rc = fenced_mark(w, off, len);
 	if (!rc && fallocate(w->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
 	                     (off_t)len) != 0) {
 		/* no hole punching here: write zeros, a megabyte at a time */
@@ -1036,13 +1094,19 @@ static int file_snapshot(siterec_store *st, const char *name, char *id_out, size
 		return lk;
 	bmrec state = { 0 }, snap = { 0 };
 	uint64_t *ids = NULL;
-	size_t n = 0;
+	size_t n = 0, depth = 0;
 	int src = -1, dst = -1;
 	state_path(p, dir);
 	if ((rc = bm_load(p, MAGIC_STATE, &state)) || (rc = snap_ids(dir, &ids, &n)))
 		goto out;
-	uint64_t parent = n ? ids[n - 1] : 0;
-	uint64_t id = state.a > parent ? state.a : parent + 1;
+	uint64_t newest = n ? ids[n - 1] : 0, parent = newest;
+	/* a delta resolves through its parents; before the chain would outgrow what
+	 * a read follows, start a new one with a snapshot of every chunk with data */
+	if (parent && (rc = chain_depth(dir, name, parent, &depth)))
+		goto out;
+	if (depth >= CHAIN_MAX - 1)
+		parent = 0;
+	uint64_t id = state.a > newest ? state.a : newest + 1;
 	char idbuf[24];
 	snprintf(idbuf, sizeof(idbuf), "%llu", (unsigned long long)id);
 	if (strlen(idbuf) + 1 > cap) {
@@ -1089,6 +1153,7 @@ static int file_snapshot(siterec_store *st, const char *name, char *id_out, size
 		goto out;
 	memset(state.bits, 0, (size_t)((state.nbits + 7) / 8));
 	state.a = id + 1;
+	state.b++;
 	state_path(p, dir);
 	/* a crash before this only makes the next snapshot copy some chunks again */
 	rc = bm_save(p, MAGIC_STATE, &state);

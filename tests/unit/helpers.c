@@ -178,6 +178,36 @@ void th_azurite_stop(const char *root, long pid)
 		kill((pid_t)pid, SIGTERM);
 }
 
+int th_extent_cb(uint64_t off, uint64_t len, void *payload)
+{
+	th_extents *e = payload;
+	if (e->n < TH_EXTENTS_MAX) {
+		e->off[e->n] = off;
+		e->len[e->n] = len;
+	}
+	e->n++;
+	return 0;
+}
+
+int th_azurite_group_start(th_azurite *az, const char *who)
+{
+	if (th_source_root(az->root, sizeof(az->root), who) != 0)
+		return -1;
+	az->dir = th_tmpdir();
+	char azdir[4200];
+	snprintf(azdir, sizeof(azdir), "%s/az", az->dir);
+	return th_azurite_start(who, az->root, azdir, NULL, NULL, &az->port, &az->pid);
+}
+
+void th_azurite_group_stop(th_azurite *az)
+{
+	th_azurite_stop(az->root, az->pid);
+	if (az->dir)
+		th_tmpdir_remove(az->dir);
+	az->dir = NULL;
+	az->pid = 0;
+}
+
 int th_source_root(char *out, size_t cap, const char *who)
 {
 	const char *root = getenv("SITEREC_SOURCE_ROOT");
@@ -194,4 +224,53 @@ int th_source_root(char *out, size_t cap, const char *who)
 	}
 	*p = 0;
 	return 0;
+}
+
+void th_lease_expiry(siterec_store *st, const char *first, const char *second, unsigned sleep_s)
+{
+	char l1[SITEREC_STORE_LEASE_MAX], l2[SITEREC_STORE_LEASE_MAX];
+	uint8_t a[4096], b[4096], got[4096];
+	th_fill(a, sizeof(a), 21);
+	th_fill(b, sizeof(b), 22);
+	assert_int_equal(siterec_store_lease_acquire(st, "d", 15, first, l1, sizeof(l1)), 0);
+	assert_string_equal(l1, first);
+	th_assert_err(siterec_store_lease_acquire(st, "d", 15, second, l2, sizeof(l2)), SITEREC_ELEASE);
+	siterec_store_writer *old = NULL, *w = NULL;
+	assert_int_equal(siterec_store_writer_open(&old, st, "d", l1), 0);
+	assert_int_equal(siterec_store_writer_write(old, a, sizeof(a), 0), 0);
+	assert_int_equal(siterec_store_writer_finish(old), 0);
+
+	sleep(sleep_s);
+	assert_int_equal(siterec_store_lease_acquire(st, "d", 15, second, l2, sizeof(l2)), 0);
+	assert_string_equal(l2, second);
+	th_assert_err(siterec_store_lease_renew(st, "d", l1), SITEREC_ELEASE);
+	th_assert_err(siterec_store_lease_release(st, "d", l1), SITEREC_ELEASE);
+	th_assert_err(siterec_store_disk_delete(st, "d", 0, l1), SITEREC_ELEASE);
+	/* the old id's writer: its batch fails, and every write after that */
+	assert_int_equal(siterec_store_writer_write(old, b, sizeof(b), 8192), 0); /* only queued */
+	th_assert_err(siterec_store_writer_finish(old), SITEREC_ELEASE);
+	th_assert_err(siterec_store_writer_write(old, b, sizeof(b), 8192), SITEREC_ELEASE);
+	siterec_store_writer_free(old);
+	/* a writer opened now with the old id: refused at once or at its finish */
+	int rc = siterec_store_writer_open(&w, st, "d", l1);
+	if (rc == 0) {
+		assert_int_equal(siterec_store_writer_write(w, b, sizeof(b), 8192), 0);
+		th_assert_err(siterec_store_writer_finish(w), SITEREC_ELEASE);
+		siterec_store_writer_free(w);
+	} else {
+		th_assert_err(rc, SITEREC_ELEASE);
+	}
+	/* fenced: the stale writer's data never landed */
+	memset(a, 0, sizeof(a));
+	assert_int_equal(siterec_store_read(st, "d", NULL, got, sizeof(got), 8192), 0);
+	assert_memory_equal(got, a, sizeof(got));
+	/* the new id works */
+	assert_int_equal(siterec_store_writer_open(&w, st, "d", l2), 0);
+	assert_int_equal(siterec_store_writer_write(w, b, sizeof(b), 0), 0);
+	assert_int_equal(siterec_store_writer_finish(w), 0);
+	siterec_store_writer_free(w);
+	assert_int_equal(siterec_store_read(st, "d", NULL, got, sizeof(got), 0), 0);
+	assert_memory_equal(got, b, sizeof(b));
+	assert_int_equal(siterec_store_lease_renew(st, "d", l2), 0);
+	assert_int_equal(siterec_store_lease_release(st, "d", l2), 0);
 }

@@ -42,6 +42,36 @@ int th_azurite_start(const char *who, const char *root, const char *dir, const c
                      const char *key, int *port, long *pid);
 /* Stop it by PID (never by name). */
 void th_azurite_stop(const char *root, long pid);
+/* The emulator's well-known account (devstoreaccount1) key. */
+#define TH_AZURITE_KEY \
+	"Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+/* Azurite over HTTP for a whole test group: a fresh th_tmpdir() (dir; Azurite's
+ * data in dir/az, the rest free for the tests), the source root, port and pid.
+ * th_azurite_group_start returns 0 or -1 (message naming who) for a cmocka group
+ * setup; th_azurite_group_stop stops it and removes dir. */
+typedef struct th_azurite {
+	char *dir;
+	char root[4096];
+	int port;
+	long pid;
+} th_azurite;
+int th_azurite_group_start(th_azurite *az, const char *who);
+void th_azurite_group_stop(th_azurite *az);
+/* Lease expiry, for any store target: on its unleased disk "d" (16 KiB or more), a
+ * 15 s lease taken as `first` keeps `second` out; after it ran out (a sleep of
+ * sleep_s seconds) `second` takes it, and `first` can no longer renew, release,
+ * delete or write (a writer opened before the expiry fails its finish and every
+ * write after, and none of its data lands), while `second` can. Leaves "d"
+ * unleased. */
+void th_lease_expiry(siterec_store *st, const char *first, const char *second, unsigned sleep_s);
+/* Extents gathered by th_extent_cb (a siterec_extent_fn, payload a th_extents
+ * zeroed first): n counts every call, the first TH_EXTENTS_MAX are kept. */
+#define TH_EXTENTS_MAX 256
+typedef struct th_extents {
+	uint64_t off[TH_EXTENTS_MAX], len[TH_EXTENTS_MAX];
+	size_t n;
+} th_extents;
+int th_extent_cb(uint64_t off, uint64_t len, void *payload);
 /* Assert a call failed with code and left an error message. */
 #define th_assert_err(expr, want) do { \
 	int th_rc_ = (expr); \

@@ -1,6 +1,7 @@
 /* Storage layer through the public API, on the file:// target: URLs and options,
  * names, disks, the writer, snapshots (isolation, chains, space), documents with
- * compare-and-swap, leases (also between processes), listing, progress. */
+ * compare-and-swap, leases (also between processes, and their expiry), listing,
+ * progress. */
 #include "helpers.h"
 
 #include <fcntl.h>
@@ -575,6 +576,106 @@ static void test_leases(void **state)
 	th_tmpdir_remove(dir);
 }
 
+/* One writer kept open across snapshots and deletes: its cached chunk record must
+ * notice every replacement (file systems reuse a freed inode number at once), so
+ * ids are never reused and no change is lost to the next snapshot. */
+static void test_snapshot_ids_one_writer(void **state)
+{
+	(void)state;
+	char *dir = th_tmpdir();
+	siterec_store *st = open_store(dir);
+	const uint64_t size = 4 * MiB;
+	uint8_t *model = calloc(1, size), *got = malloc(size);
+	assert_non_null(model);
+	assert_non_null(got);
+	assert_int_equal(siterec_store_disk_create(st, "d", size), 0);
+	siterec_store_writer *w = NULL;
+	assert_int_equal(siterec_store_writer_open(&w, st, "d", NULL), 0);
+	char seen[12][SITEREC_STORE_ID_MAX];
+	for (int i = 0; i < 12; i++) {
+		uint64_t off = (uint64_t)(i % 4) * MiB + (uint64_t)i * 4096;
+		th_fill(model + off, 4096, 100 + (uint64_t)i);
+		assert_int_equal(siterec_store_writer_write(w, model + off, 4096, off), 0);
+		assert_int_equal(siterec_store_writer_finish(w), 0);
+		assert_int_equal(siterec_store_snapshot(st, "d", seen[i], sizeof(seen[i])), 0);
+		for (int j = 0; j < i; j++)
+			assert_string_not_equal(seen[i], seen[j]);
+		assert_int_equal(siterec_store_read(st, "d", seen[i], got, size, 0), 0);
+		assert_memory_equal(got, model, size);
+		/* every other one deleted at once: its files go, their inodes are free */
+		if (i % 2 == 0)
+			assert_int_equal(siterec_store_snapshot_delete(st, "d", seen[i]), 0);
+	}
+	siterec_store_writer_free(w);
+	free(model);
+	free(got);
+	siterec_store_free(st);
+	th_tmpdir_remove(dir);
+}
+
+/* More snapshots than a delta chain may be deep: each one reads back whole. */
+static void test_snapshot_long_chain(void **state)
+{
+	(void)state;
+	char *dir = th_tmpdir();
+	siterec_store *st = open_store(dir);
+	const uint64_t size = 2 * MiB;
+	const int n = 150;
+	uint8_t *model = calloc(1, size), *got = malloc(size);
+	assert_non_null(model);
+	assert_non_null(got);
+	assert_int_equal(siterec_store_disk_create(st, "d", size), 0);
+	char (*ids)[SITEREC_STORE_ID_MAX] = calloc((size_t)n, SITEREC_STORE_ID_MAX);
+	uint8_t *at = malloc(size * 3);  /* the model at snapshots 0, 70 and n-1 */
+	assert_non_null(ids);
+	assert_non_null(at);
+	for (int i = 0; i < n; i++) {
+		siterec_store_writer *w = NULL;
+		uint64_t off = (uint64_t)(i * 7919) % (size / 512) * 512 / 4096 * 4096;
+		th_fill(model + off, 4096, 7 + (uint64_t)i);
+		assert_int_equal(siterec_store_writer_open(&w, st, "d", NULL), 0);
+		assert_int_equal(siterec_store_writer_write(w, model + off, 4096, off), 0);
+		assert_int_equal(siterec_store_writer_finish(w), 0);
+		siterec_store_writer_free(w);
+		assert_int_equal(siterec_store_snapshot(st, "d", ids[i], SITEREC_STORE_ID_MAX), 0);
+		if (i == 0 || i == 70 || i == n - 1)
+			memcpy(at + (i == 0 ? 0 : i == 70 ? size : 2 * size), model, size);
+	}
+	const int probe[3] = { 0, 70, n - 1 };
+	for (int k = 0; k < 3; k++) {
+		assert_int_equal(siterec_store_read(st, "d", ids[probe[k]], got, size, 0), 0);
+		assert_memory_equal(got, at + (size_t)k * size, size);
+	}
+	/* every snapshot is readable (none past a chain limit) */
+	for (int i = 0; i < n; i++)
+		assert_int_equal(siterec_store_read(st, "d", ids[i], got, 4096, 0), 0);
+	/* deleting the oldest ones folds them into their children: the rest still read */
+	for (int i = 0; i < 80; i++)
+		assert_int_equal(siterec_store_snapshot_delete(st, "d", ids[i]), 0);
+	assert_int_equal(siterec_store_read(st, "d", ids[n - 1], got, size, 0), 0);
+	assert_memory_equal(got, at + 2 * size, size);
+	free(ids);
+	free(at);
+	free(model);
+	free(got);
+	siterec_store_free(st);
+	th_tmpdir_remove(dir);
+}
+
+/* A 15 s lease runs out (the one sleep of this program): see th_lease_expiry.
+ * Fenced: each write checks the lease under the disk lock before its data lands. */
+static void test_lease_expiry(void **state)
+{
+	(void)state;
+	char *dir = th_tmpdir();
+	siterec_store *st = open_store(dir);
+	assert_int_equal(siterec_store_disk_create(st, "d", MiB), 0);
+	th_lease_expiry(st, "first", "second", 16);
+	assert_int_equal(siterec_store_disk_delete(st, "d", 0, NULL), 0);
+	siterec_store_free(st);
+	th_tmpdir_remove(dir);
+}
+
 typedef struct lrec {
 	char text[4096];
 } lrec;
@@ -636,6 +737,9 @@ int main(void)
 		cmocka_unit_test(test_progress_cancel),
 		cmocka_unit_test(test_docs),
 		cmocka_unit_test(test_leases),
+		cmocka_unit_test(test_lease_expiry),
+		cmocka_unit_test(test_snapshot_ids_one_writer),
+		cmocka_unit_test(test_snapshot_long_chain),
 		cmocka_unit_test(test_list),
 	};
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);

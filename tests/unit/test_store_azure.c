@@ -1,7 +1,8 @@
 /* Storage layer on the Azure Blob target, through the public API, against a real
  * Azurite started by the group setup (scripts/azurite.sh): containers, page-blob
- * disks, the writer, ranges, snapshots, documents with compare-and-swap, leases,
- * listing, authentication errors, and a delta log applied onto a blob. */
+ * disks, the writer, ranges, snapshots, documents with compare-and-swap, leases
+ * (and their expiry), listing, authentication errors, and a delta log applied onto
+ * a blob. */
 #include "helpers.h"
 
 #include <signal.h>
@@ -13,33 +14,18 @@
 #define KiB 1024ull
 #define MiB (1024ull * 1024)
 
-static const char *const KEY =
-	"Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
-
-static struct {
-	char *dir;
-	char root[4096];
-	int port;
-	long pid;
-} az;
+static th_azurite az;
 
 static int group_setup(void **state)
 {
 	(void)state;
-	if (th_source_root(az.root, sizeof(az.root), "test_store_azure") != 0)
-		return -1;
-	az.dir = th_tmpdir();
-	char azdir[4200];
-	snprintf(azdir, sizeof(azdir), "%s/az", az.dir);
-	return th_azurite_start("test_store_azure", az.root, azdir, NULL, NULL, &az.port, &az.pid);
+	return th_azurite_group_start(&az, "test_store_azure");
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
-	th_azurite_stop(az.root, az.pid);
-	if (az.dir)
-		th_tmpdir_remove(az.dir);
+	th_azurite_group_stop(&az);
 	return 0;
 }
 
@@ -54,7 +40,7 @@ static siterec_store *open_az(const char *container, uint32_t flags)
 {
 	siterec_store_options o = SITEREC_STORE_OPTIONS_INIT;
 	o.flags = SITEREC_STORE_ALLOW_HTTP | flags;
-	o.account_key = KEY;
+	o.account_key = TH_AZURITE_KEY;
 	o.max_retries = 2;
 	siterec_store *st = NULL;
 	int rc = siterec_store_open(&st, url_of(container), &o);
@@ -69,7 +55,7 @@ static void test_open(void **state)
 	(void)state;
 	siterec_store_options o = SITEREC_STORE_OPTIONS_INIT;
 	o.flags = SITEREC_STORE_ALLOW_HTTP;
-	o.account_key = KEY;
+	o.account_key = TH_AZURITE_KEY;
 	o.max_retries = 1;
 	siterec_store *st = NULL;
 	th_assert_err(siterec_store_open(&st, url_of("nosuch"), &o), SITEREC_ENOTFOUND);
@@ -395,6 +381,19 @@ static void test_leases(void **state)
 	siterec_store_free(st);
 }
 
+/* A 15 s blob lease runs out (the one sleep of this program): see th_lease_expiry.
+ * Fenced: the service refuses each write of a lost lease. */
+static void test_lease_expiry(void **state)
+{
+	(void)state;
+	siterec_store *st = open_az("leasexp", SITEREC_STORE_CREATE);
+	assert_int_equal(siterec_store_disk_create(st, "d", MiB), 0);
+	th_lease_expiry(st, "aaaaaaaa-1111-4111-8111-111111111111",
+	                "bbbbbbbb-2222-4222-8222-222222222222", 17);
+	assert_int_equal(siterec_store_disk_delete(st, "d", 0, NULL), 0);
+	siterec_store_free(st);
+}
+
 typedef struct seen {
 	char names[32][64];
 	int kinds[32];
@@ -512,6 +511,7 @@ int main(void)
 		cmocka_unit_test(test_snapshots),
 		cmocka_unit_test(test_docs),
 		cmocka_unit_test(test_leases),
+		cmocka_unit_test(test_lease_expiry),
 		cmocka_unit_test(test_list),
 		cmocka_unit_test(test_dlog_apply),
 	};
