@@ -2,12 +2,16 @@
  * An object is addressed as URL/NAME: the target URL is everything up to the last
  * '/', NAME the last path component (so names with '/' cannot be given here);
  * get takes URL/NAME@SNAPSHOT for a snapshot. Credentials come from the
- * environment (SITEREC_ACCOUNT_KEY, SITEREC_SAS), never from the command line. */
+ * environment (SITEREC_ACCOUNT_KEY, SITEREC_SAS), never from the command line.
+ * put is a resumable upload (siterec_store_upload): its record NAME.upload stays
+ * next to the disk, and rm removes both. */
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -19,17 +23,22 @@ static const char *ca_file;
 static int store_usage(void)
 {
 	fprintf(stderr,
-	        "usage: siterec store [--ca FILE] put IMAGE URL/NAME\n"
+	        "usage: siterec store [--ca FILE] put [--resume] [--raw] [--checkpoint MiB] IMAGE URL/NAME\n"
 	        "       siterec store [--ca FILE] get URL/NAME[@SNAPSHOT] FILE\n"
 	        "       siterec store [--ca FILE] ls URL\n"
 	        "       siterec store [--ca FILE] snapshot URL/NAME\n"
 	        "       siterec store [--ca FILE] rm URL/NAME\n"
 	        "URL: file:///DIR or https://ACCOUNT.blob.core.windows.net/CONTAINER;\n"
-	        "credentials from SITEREC_ACCOUNT_KEY or SITEREC_SAS\n");
+	        "credentials from SITEREC_ACCOUNT_KEY or SITEREC_SAS\n"
+	        "put: creates the directory or container if missing; --resume continues an\n"
+	        "interrupted put of the same image (same path, size and mtime); on Azure the\n"
+	        "disk is a fixed VHD (data rounded up to a MiB + footer) unless --raw;\n"
+	        "--checkpoint: record progress every MiB read (default 256)\n");
 	return 1;
 }
 
-static int open_url(siterec_store **st, const char *url, uint32_t flags)
+static int open_url(siterec_store **st, const char *url, uint32_t flags, siterec_progress_fn progress,
+                    void *payload)
 {
 	siterec_store_options o;
 	siterec_store_options_init(&o, SITEREC_STORE_OPTIONS_VERSION);
@@ -37,6 +46,8 @@ static int open_url(siterec_store **st, const char *url, uint32_t flags)
 	o.account_key = getenv("SITEREC_ACCOUNT_KEY");
 	o.sas_token = getenv("SITEREC_SAS");
 	o.ca_file = ca_file;
+	o.progress = progress;
+	o.progress_payload = payload;
 	if (siterec_store_open(st, url, &o))
 		return cli_fail("store open");
 	return 0;
@@ -72,15 +83,42 @@ static int progress_line(uint64_t done, uint64_t total, double t0)
 	return 0;
 }
 
-static int store_put(const char *image, char *target)
+static int put_progress(uint64_t done, uint64_t total, void *t0)
+{
+	return progress_line(done, total, *(double *)t0);
+}
+
+/* The image's identity for --resume: its absolute path, size and mtime. */
+static int source_id(const char *image, char *out, size_t cap)
+{
+	char *abs = realpath(image, NULL);
+	struct stat sb;
+	if (!abs || stat(abs, &sb) != 0) {
+		fprintf(stderr, "siterec: %s: %s\n", image, strerror(errno));
+		free(abs);
+		return -1;
+	}
+	/* source ids are at most 1024 bytes: a very long path keeps its tail */
+	size_t n = strlen(abs);
+	snprintf(out, cap, "%s%s size=%lld mtime=%lld.%09ld", n > 900 ? "..." : "",
+	         n > 900 ? abs + n - 900 : abs, (long long)sb.st_size, (long long)sb.st_mtim.tv_sec,
+	         (long)sb.st_mtim.tv_nsec);
+	free(abs);
+	return 0;
+}
+
+static int store_put(int resume, int raw, uint64_t checkpoint_mib, const char *image, char *target)
 {
 	char *url, *name;
 	if (split(target, &url, &name, NULL))
 		return 1;
+	/* Azure disks are attached as fixed VHDs; a directory target keeps the raw bytes */
+	int azure = strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0;
+	char id[1024];
+	if (source_id(image, id, sizeof(id)))
+		return 2;
 	siterec_disk *d = NULL;
 	siterec_store *st = NULL;
-	siterec_store_writer *w = NULL;
-	uint8_t *buf = NULL;
 	int rc = 0;
 	if (siterec_disk_open(&d, image, NULL))
 		return cli_fail(image);
@@ -91,55 +129,32 @@ static int store_put(const char *image, char *target)
 		rc = cli_fail(image);
 		goto out;
 	}
-	if ((rc = open_url(&st, url, 0)))
-		goto out;
-	if (siterec_store_disk_create(st, name, info.virtual_size) ||
-	    siterec_store_writer_open(&w, st, name, NULL)) {
-		rc = cli_fail(name);
-		goto out;
-	}
-	buf = malloc(CHUNK);
-	if (!buf) {
-		fprintf(stderr, "siterec: out of memory\n");
-		rc = 2;
-		goto out;
-	}
-	uint64_t size = info.virtual_size, off = 0, sent = 0;
 	double t0 = cli_now();
-	while (off < size) {
-		uint64_t run;
-		int alloc;
-		if (siterec_disk_block_status(d, off, size - off, &run, &alloc)) {
-			rc = cli_fail(image);
-			goto out;
-		}
-		/* unallocated runs stay holes of the fresh remote disk */
-		for (uint64_t p = off; alloc && p < off + run;) {
-			size_t n = off + run - p < CHUNK ? (size_t)(off + run - p) : CHUNK;
-			size_t wn = (n + 511) & ~(size_t)511;   /* the virtual size may end mid-sector */
-			memset(buf + n, 0, wn - n);
-			if (siterec_disk_read(d, buf, n, p)) {
-				rc = cli_fail(image);
-				goto out;
-			}
-			if (siterec_store_writer_write(w, buf, wn, p)) {
-				rc = cli_fail(name);
-				goto out;
-			}
-			p += n;
-			sent += n;
-			progress_line(p, size, t0);
-		}
-		off += run;
-	}
-	if (siterec_store_writer_finish(w)) {
+	if ((rc = open_url(&st, url, SITEREC_STORE_CREATE, put_progress, &t0)))
+		goto out;
+	siterec_store_upload_options o;
+	siterec_store_upload_options_init(&o, SITEREC_STORE_UPLOAD_OPTIONS_VERSION);
+	o.flags = (resume ? SITEREC_STORE_UPLOAD_RESUME : 0) |
+	          (azure && !raw ? SITEREC_STORE_UPLOAD_VHD : 0);
+	o.source_id = id;
+	o.checkpoint_bytes = checkpoint_mib << 20;
+	siterec_store_upload_stats stats;
+	memset(&stats, 0, sizeof(stats));
+	stats.version = SITEREC_STORE_UPLOAD_STATS_VERSION;
+	if (siterec_store_upload(st, name, info.virtual_size, siterec_disk_read_cb,
+	                         siterec_disk_block_status_cb, d, &o, &stats)) {
+		fprintf(stderr, "\n");
 		rc = cli_fail(name);
 		goto out;
 	}
-	fprintf(stderr, "\n%s: %" PRIu64 " bytes of data sent\n", name, sent);
+	if (stats.already_complete)
+		fprintf(stderr, "%s: already complete, nothing sent\n", name);
+	else if (stats.resumed_from)
+		fprintf(stderr, "\n%s: resumed at %" PRIu64 ": %" PRIu64 " bytes of data sent\n", name,
+		        stats.resumed_from, stats.bytes_sent);
+	else
+		fprintf(stderr, "\n%s: %" PRIu64 " bytes of data sent\n", name, stats.bytes_sent);
 out:
-	free(buf);
-	siterec_store_writer_free(w);
 	siterec_store_free(st);
 	siterec_disk_free(d);
 	return rc;
@@ -178,7 +193,7 @@ static int store_get(char *source, const char *file)
 	char *url, *name, *snap;
 	if (split(source, &url, &name, &snap))
 		return 1;
-	int rc = open_url(&g.st, url, 0);
+	int rc = open_url(&g.st, url, 0, NULL, NULL);
 	if (rc)
 		return rc;
 	g.name = name;
@@ -229,6 +244,18 @@ static int ls_cb(const char *name, int kind, uint64_t size, const char *snap, vo
 	return 0;
 }
 
+/* Delete a disk, its snapshots and its upload record (absent is fine). */
+static int store_rm(siterec_store *st, const char *name)
+{
+	char rec[512];
+	snprintf(rec, sizeof(rec), "%s.upload", name);
+	if (siterec_store_disk_delete(st, name, SITEREC_STORE_DELETE_SNAPSHOTS, NULL))
+		return cli_fail(name);
+	if (siterec_store_doc_delete(st, rec, NULL) && siterec_error_last()->code != SITEREC_ENOTFOUND)
+		return cli_fail(rec);
+	return 0;
+}
+
 int cmd_store(int argc, char **argv)
 {
 	int i = 1;
@@ -240,15 +267,33 @@ int cmd_store(int argc, char **argv)
 	if (i >= argc)
 		return store_usage();
 	const char *cmd = argv[i++];
+	if (strcmp(cmd, "put") == 0) {
+		int resume = 0, raw = 0;
+		uint64_t checkpoint = 256;
+		for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
+			char *end;
+			if (strcmp(argv[i], "--resume") == 0)
+				resume = 1;
+			else if (strcmp(argv[i], "--raw") == 0)
+				raw = 1;
+			else if (strcmp(argv[i], "--checkpoint") == 0 && i + 1 < argc &&
+			         (checkpoint = strtoull(argv[i + 1], &end, 10)) > 0 && !*end &&
+			         checkpoint < (1ull << 40))
+				i++;
+			else
+				return store_usage();
+		}
+		if (argc - i != 2)
+			return store_usage();
+		return store_put(resume, raw, checkpoint, argv[i], argv[i + 1]);
+	}
 	int n = argc - i;
 	char **a = argv + i;
-	if (strcmp(cmd, "put") == 0 && n == 2)
-		return store_put(a[0], a[1]);
 	if (strcmp(cmd, "get") == 0 && n == 2)
 		return store_get(a[0], a[1]);
 	if (strcmp(cmd, "ls") == 0 && n == 1) {
 		siterec_store *st;
-		int rc = open_url(&st, a[0], 0);
+		int rc = open_url(&st, a[0], 0, NULL, NULL);
 		if (rc)
 			return rc;
 		if (siterec_store_list(st, NULL, ls_cb, NULL))
@@ -261,7 +306,7 @@ int cmd_store(int argc, char **argv)
 		siterec_store *st;
 		if (split(a[0], &url, &name, NULL))
 			return 1;
-		int rc = open_url(&st, url, 0);
+		int rc = open_url(&st, url, 0, NULL, NULL);
 		if (rc)
 			return rc;
 		if (cmd[0] == 's') {
@@ -270,8 +315,8 @@ int cmd_store(int argc, char **argv)
 				rc = cli_fail(name);
 			else
 				printf("%s\n", id);
-		} else if (siterec_store_disk_delete(st, name, SITEREC_STORE_DELETE_SNAPSHOTS, NULL)) {
-			rc = cli_fail(name);
+		} else {
+			rc = store_rm(st, name);
 		}
 		siterec_store_free(st);
 		return rc;

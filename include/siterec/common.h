@@ -190,6 +190,14 @@ typedef int (*siterec_write_fn)(const void *buf, size_t length, uint64_t offset,
 /** Progress of a long call: `done` of `total` units (bytes unless said). Non-zero cancels. */
 typedef int (*siterec_progress_fn)(uint64_t done, uint64_t total, void *payload);
 
+/**
+ * Allocation status of the run of a source starting at `offset`: sets *run_length
+ * (> 0, at most `length`) to bytes that are all allocated (*allocated = 1: may hold
+ * data) or all unallocated (*allocated = 0: read as zeros). 0, or non-zero to abort.
+ */
+typedef int (*siterec_block_status_fn)(uint64_t offset, uint64_t length, uint64_t *run_length,
+                                       int *allocated, void *payload);
+
 #ifdef __cplusplus
 }
 #endif

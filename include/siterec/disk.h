@@ -124,6 +124,10 @@ SITEREC_API int siterec_disk_read_cb(void *buf, size_t length, uint64_t offset, 
 SITEREC_API int siterec_disk_block_status(siterec_disk *disk, uint64_t offset, uint64_t length,
                                           uint64_t *run_length, int *allocated);
 
+/** siterec_block_status_fn adaptor (payload: the disk), e.g. for siterec_store_upload(). @since 0.1 */
+SITEREC_API int siterec_disk_block_status_cb(uint64_t offset, uint64_t length, uint64_t *run_length,
+                                             int *allocated, void *disk);
+
 /**
  * Write into an image opened with SITEREC_DISK_OPEN_WRITE (raw or fixed VHD) at
  * any offset inside the virtual size (the failback path writes into an existing

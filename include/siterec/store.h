@@ -147,6 +147,75 @@ SITEREC_API int siterec_store_writer_finish(siterec_store_writer *w);
 /** Free a writer; writes not finished are abandoned (may or may not have landed). NULL accepted. @since 0.1 */
 SITEREC_API void siterec_store_writer_free(siterec_store_writer *w);
 
+/* ---- resumable uploads ---------------------------------------------------- */
+
+#define SITEREC_STORE_UPLOAD_RESUME 0x1u /**< continue this disk's recorded upload (or start one) */
+#define SITEREC_STORE_UPLOAD_VHD 0x2u    /**< make the disk an attachable fixed VHD (see below) */
+
+#define SITEREC_STORE_UPLOAD_OPTIONS_VERSION 1
+
+typedef struct siterec_store_upload_options {
+	unsigned int version;        /**< SITEREC_STORE_UPLOAD_OPTIONS_VERSION */
+	uint32_t flags;              /**< SITEREC_STORE_UPLOAD_* */
+	const char *source_id;       /**< names the source's content (e.g. path, size, mtime), at most 1024 bytes; NULL = "" */
+	const char *lease_id;        /**< lease held on the disk, or NULL */
+	uint64_t checkpoint_bytes;   /**< record progress after this many bytes read; 0 = 256 MiB */
+} siterec_store_upload_options;
+
+#define SITEREC_STORE_UPLOAD_OPTIONS_INIT { SITEREC_STORE_UPLOAD_OPTIONS_VERSION, 0, NULL, NULL, 0 }
+
+/** @since 0.1 */
+SITEREC_API int siterec_store_upload_options_init(siterec_store_upload_options *opts,
+                                                  unsigned int version);
+
+#define SITEREC_STORE_UPLOAD_STATS_VERSION 1
+
+/** What an upload did (caller sets version). */
+typedef struct siterec_store_upload_stats {
+	unsigned int version;        /**< set by the caller: SITEREC_STORE_UPLOAD_STATS_VERSION */
+	uint32_t already_complete;   /**< 1: the record said done; nothing was sent */
+	uint64_t resumed_from;       /**< offset the upload started at (0 unless resumed) */
+	uint64_t bytes_read;         /**< bytes read from the source by this call */
+	uint64_t bytes_sent;         /**< bytes of data sent by this call (all-zero pages are not) */
+} siterec_store_upload_stats;
+
+/**
+ * Upload a source of size bytes (1 .. 2^50; SITEREC_ERANGE above) as the new disk
+ * `name`. Only runs that status reports allocated are read (status NULL: all),
+ * all-zero 512-byte pages are not sent (the disk is fresh), up to the store's
+ * max_inflight requests are in flight, and the store's progress callback sees the
+ * source offset reached of size (non-zero cancels: SITEREC_EABORTED with its code;
+ * the upload can be resumed). payload goes to read and status (siterec_disk_read_cb
+ * and siterec_disk_block_status_cb with a siterec_disk * upload an image); a
+ * non-zero return of either aborts the same way.
+ *
+ * The upload keeps a record in the document "NAME.upload" (so NAME has at most 193
+ * characters; format in doc/formats.md), created before the disk and replaced with
+ * If-Match whenever checkpoint_bytes have been read from the source since the last
+ * one, once everything below the offset reached is durable; marked complete at the
+ * end. After a crash, a cancel or a network failure, calling again with
+ * SITEREC_STORE_UPLOAD_RESUME sends only what is past the recorded offset (a record
+ * whose disk is missing starts over at 0); on a complete record it does nothing
+ * (stats->already_complete). Without RESUME an existing disk or record is
+ * SITEREC_EEXISTS; so is a disk without a record, also with RESUME. A record for
+ * another source_id, size or VHD flag: SITEREC_ECONFLICT (so is a second uploader
+ * racing on the same record: the one whose If-Match fails stops). A damaged record:
+ * SITEREC_ECORRUPT (delete it to start over). The disk is created unleased: lease_id
+ * is for resuming onto a disk the caller has leased since.
+ *
+ * SITEREC_STORE_UPLOAD_VHD: the disk gets a data part of size rounded up to a whole
+ * MiB followed by a fixed VHD footer (Hyper-V creator; its disk id derived from
+ * name, source_id and size, so every run writes the same), the shape Azure
+ * attaches as a managed disk; siterec_store_disk_size() then reports data part +
+ * 512. The footer is written last, before the record is marked complete.
+ * stats may be NULL; it is filled on success and on failures after the arguments
+ * were checked. @since 0.1
+ */
+SITEREC_API int siterec_store_upload(siterec_store *store, const char *name, uint64_t size,
+                                     siterec_read_fn read, siterec_block_status_fn status,
+                                     void *payload, const siterec_store_upload_options *opts,
+                                     siterec_store_upload_stats *stats);
+
 /* ---- snapshots ------------------------------------------------------------ */
 
 /** Largest snapshot id, with its terminating NUL. */

@@ -95,6 +95,13 @@ static inline uint64_t sr_get_le64(const uint8_t *p) {
 uint64_t sr_hash64(const void *data, size_t len);
 void sr_hash128(const void *data, size_t len, uint8_t out[16]);
 
+/* ---- disk formats shared across layers (implemented in lib/disk) ---- */
+/* The 512-byte footer of a fixed VHD whose data part is size bytes (a multiple of
+ * 512): Hyper-V creator, geometry, checksum, the given unique id, the time now.
+ * SITEREC_EINVAL for a size that is not whole sectors. Used by the image writer
+ * and by siterec_store_upload(), so both make the same footer. */
+int sr_vhd_fixed_footer(uint64_t size, const uint8_t disk_id[16], uint8_t out[512]);
+
 /* ---- misc ---- */
 static inline int sr_is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
 int sr_cpu_count(void);

@@ -262,6 +262,12 @@ SITEREC_API int siterec_disk_block_status(siterec_disk *d, uint64_t offset, uint
 	return d->ops->status(d, offset, length, run_length, allocated);
 }
 
+SITEREC_API int siterec_disk_block_status_cb(uint64_t offset, uint64_t length, uint64_t *run_length,
+                                             int *allocated, void *disk)
+{
+	return siterec_disk_block_status(disk, offset, length, run_length, allocated);
+}
+
 SITEREC_API int siterec_disk_write(siterec_disk *d, const void *buf, size_t length,
                                    uint64_t offset)
 {

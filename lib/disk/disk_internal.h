@@ -44,7 +44,7 @@ int sr_disk_open_parent(siterec_disk **out, const char *path, const siterec_disk
                         uint32_t depth);
 
 /* Create a fixed VHD of `size` bytes (already rounded to a whole MiB) on an empty
- * fd: extend the file and write the footer. */
+ * fd: extend the file and write the footer (sr_vhd_fixed_footer, internal.h). */
 int sr_disk_create_vhd_fixed(int fd, uint64_t size, const uint8_t disk_id[16]);
 
 /* Detect the format from the file's first bytes and its last 512 (VHD footer). */

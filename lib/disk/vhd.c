@@ -435,13 +435,12 @@ int sr_disk_open_vhd(siterec_disk *d, const siterec_disk_options *opts)
 	return open_dynamic(d, f, vsize, data_end);
 }
 
-int sr_disk_create_vhd_fixed(int fd, uint64_t size, const uint8_t disk_id[16])
+int sr_vhd_fixed_footer(uint64_t size, const uint8_t disk_id[16], uint8_t f[512])
 {
 	if (size % VHD_SECTOR || size > UINT64_MAX - VHD_FOOTER_SIZE || size > INT64_MAX - 512)
 		return sr_err(SITEREC_EINVAL, "fixed VHD size %llu is not a valid whole number of "
 		              "sectors", (unsigned long long)size);
-	uint8_t f[VHD_FOOTER_SIZE];
-	memset(f, 0, sizeof(f));
+	memset(f, 0, VHD_FOOTER_SIZE);
 	memcpy(f + F_COOKIE, "conectix", 8);
 	put_be32(f + F_FEATURES, 2); /* the "reserved" bit the spec says is always set */
 	put_be32(f + F_VERSION, 0x00010000);
@@ -468,16 +467,23 @@ int sr_disk_create_vhd_fixed(int fd, uint64_t size, const uint8_t disk_id[16])
 	put_be32(f + F_TYPE, VHD_TYPE_FIXED);
 	memcpy(f + F_UNIQUE_ID, disk_id, 16);
 	f[F_SAVED_STATE] = 0;
-	put_be32(f + F_CHECKSUM, vhd_checksum(f, sizeof(f), F_CHECKSUM));
+	put_be32(f + F_CHECKSUM, vhd_checksum(f, VHD_FOOTER_SIZE, F_CHECKSUM));
+	return 0;
+}
 
+int sr_disk_create_vhd_fixed(int fd, uint64_t size, const uint8_t disk_id[16])
+{
+	uint8_t f[VHD_FOOTER_SIZE];
+	int rc = sr_vhd_fixed_footer(size, disk_id, f);
+	if (rc)
+		return rc;
 	/* sparse data part: Azure uploads skip the holes */
 	if (ftruncate(fd, (off_t)(size + VHD_FOOTER_SIZE)) != 0) {
 		int e = errno;
 		return sr_err_os(sr_errno_code(e), e, "cannot size a fixed VHD to %llu bytes",
 		                 (unsigned long long)(size + VHD_FOOTER_SIZE));
 	}
-	int rc = vhd_pwrite(fd, "new fixed VHD", "the footer", f, sizeof(f), size);
-	if (rc)
+	if ((rc = vhd_pwrite(fd, "new fixed VHD", "the footer", f, sizeof(f), size)) != 0)
 		return rc;
 	if (fdatasync(fd) != 0) {
 		int e = errno;

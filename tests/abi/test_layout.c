@@ -129,6 +129,18 @@ static const struct pin pins[] = {
 	F(siterec_store_options, reserved, 52),
 	F(siterec_store_options, progress, 56),
 	F(siterec_store_options, progress_payload, 64),
+	S(siterec_store_upload_options, 32),
+	F(siterec_store_upload_options, version, 0),
+	F(siterec_store_upload_options, flags, 4),
+	F(siterec_store_upload_options, source_id, 8),
+	F(siterec_store_upload_options, lease_id, 16),
+	F(siterec_store_upload_options, checkpoint_bytes, 24),
+	S(siterec_store_upload_stats, 32),
+	F(siterec_store_upload_stats, version, 0),
+	F(siterec_store_upload_stats, already_complete, 4),
+	F(siterec_store_upload_stats, resumed_from, 8),
+	F(siterec_store_upload_stats, bytes_read, 16),
+	F(siterec_store_upload_stats, bytes_sent, 24),
 };
 
 int main(void)
