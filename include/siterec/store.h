@@ -51,7 +51,7 @@ typedef struct siterec_store_options {
 	const char *ca_file;         /**< PEM bundle of trusted CAs for HTTPS, or NULL (system) */
 	uint32_t max_inflight;       /**< requests in flight; 0 = 8 */
 	uint32_t timeout_ms;         /**< per request; 0 = 60000 */
-	uint64_t bandwidth_limit;    /**< bytes per second sent; 0 = unlimited */
+	uint64_t bandwidth_limit;    /**< bytes/s sent by all requests of the store together; 0 = unlimited */
 	uint32_t max_retries;        /**< retries of a failed request; 0 = 6 */
 	uint32_t reserved;
 	siterec_progress_fn progress;  /**< bytes done of bytes to do, for every long call; non-zero cancels */
