@@ -424,7 +424,8 @@ SITEREC_API int siterec_store_writer_zero(siterec_store_writer *w, uint64_t offs
 	return queue_zero(w, offset, length);
 }
 
-SITEREC_API int siterec_store_writer_finish(siterec_store_writer *w)
+/* Finish, reporting progress (bytes queued since the last finish) or not. */
+static int writer_finish(siterec_store_writer *w, int report)
 {
 	if (!w)
 		return sr_err(SITEREC_EINVAL, "store writer finish: writer is NULL");
@@ -434,17 +435,27 @@ SITEREC_API int siterec_store_writer_finish(siterec_store_writer *w)
 	int rc = send_run(w);
 	if (rc)
 		return rc;
-	rc = sr_store_progress(w->st, w->queued / 2, w->queued);
-	if (rc)
+	if (report && (rc = sr_store_progress(w->st, w->queued / 2, w->queued)))
 		return rc;
 	rc = w->st->ops->writer_sync(w->bw);
 	if (rc) {
 		w->failed = rc;
 		return rc;
 	}
-	rc = sr_store_progress(w->st, w->queued, w->queued);
+	if (report)
+		rc = sr_store_progress(w->st, w->queued, w->queued);
 	w->queued = 0;
 	return rc;
+}
+
+SITEREC_API int siterec_store_writer_finish(siterec_store_writer *w)
+{
+	return writer_finish(w, 1);
+}
+
+int sr_store_writer_flush(siterec_store_writer *w)
+{
+	return writer_finish(w, 0);
 }
 
 SITEREC_API void siterec_store_writer_free(siterec_store_writer *w)

@@ -73,6 +73,10 @@ int sr_store_azure_open(siterec_store *st, const char *url);
 /* Report progress through the options' callback; non-zero -> SITEREC_EABORTED. */
 int sr_store_progress(siterec_store *st, uint64_t done, uint64_t total);
 
+/* siterec_store_writer_finish() without progress reports, for callers that report
+ * their own (an upload reports source offsets). */
+int sr_store_writer_flush(siterec_store_writer *w);
+
 /* Monotonic clock in nanoseconds. */
 uint64_t sr_store_now_ns(void);
 

@@ -229,18 +229,6 @@ static int callback_failed(int cb, const char *what, uint64_t off)
 	return sr_err_callback(cb, ctx);
 }
 
-/* The store's progress callback reports the upload's offsets while it runs; the
- * writer's own reports (bytes queued since its last finish) would interleave other
- * numbers, so they are held back. */
-static int finish_quiet(siterec_store *st, siterec_store_writer *w)
-{
-	siterec_progress_fn fn = st->opts.progress;
-	st->opts.progress = NULL;
-	int rc = siterec_store_writer_finish(w);
-	st->opts.progress = fn;
-	return rc;
-}
-
 /* Hand the non-zero 512-byte sectors of buf (len a multiple of 512, placed at off)
  * to the writer: the disk is fresh, so zeros need not even be cleared. */
 static int send_nonzero(struct upload *u, siterec_store_writer *w, const uint8_t *buf, size_t len,
@@ -357,7 +345,7 @@ static int transfer(struct upload *u, uint64_t done, siterec_read_fn read,
 		if ((rc = sr_store_progress(u->st, off, u->size)))
 			break;
 		if (since >= checkpoint && off < u->size) {
-			if ((rc = finish_quiet(u->st, w)) ||
+			if ((rc = sr_store_writer_flush(w)) ||
 			    (rc = record_put(u, off & ~511ull, 0, "checkpoint")))
 				break;
 			since = 0;
@@ -369,7 +357,7 @@ static int transfer(struct upload *u, uint64_t done, siterec_read_fn read,
 		if (!(rc = sr_vhd_fixed_footer(u->data_end, id, footer)))
 			rc = siterec_store_writer_write(w, footer, sizeof(footer), u->data_end);
 	}
-	if (!rc && !(rc = finish_quiet(u->st, w)))
+	if (!rc && !(rc = sr_store_writer_flush(w)))
 		rc = record_put(u, u->size, 1, "completing");
 	sr_free(buf);
 	siterec_store_writer_free(w);   /* after a failure: abandons what is queued */
