@@ -10,5 +10,6 @@
 #include "dlog.h"
 #include "disk.h"
 #include "store.h"
+#include "rp.h"
 
 #endif /* SITEREC_H */

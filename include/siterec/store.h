@@ -299,7 +299,7 @@ typedef enum siterec_store_kind {
 typedef int (*siterec_store_list_fn)(const char *name, int kind, uint64_t size,
                                      const char *snapshot, void *payload);
 
-/** List what the target holds under prefix (NULL or "": everything), in name order. @since 0.1 */
+/** List what the target holds under prefix (NULL or "": everything), in name order; a disk's snapshots oldest first. @since 0.1 */
 SITEREC_API int siterec_store_list(siterec_store *store, const char *prefix,
                                    siterec_store_list_fn cb, void *payload);
 

@@ -141,6 +141,19 @@ static const struct pin pins[] = {
 	F(siterec_store_upload_stats, resumed_from, 8),
 	F(siterec_store_upload_stats, bytes_read, 16),
 	F(siterec_store_upload_stats, bytes_sent, 24),
+	S(siterec_rp_disk, 32),
+	F(siterec_rp_disk, disk, 0),
+	F(siterec_rp_disk, snapshot, 8),
+	F(siterec_rp_disk, changed, 16),
+	F(siterec_rp_disk, n_changed, 24),
+	S(siterec_rp_point, 40),
+	F(siterec_rp_point, version, 0),
+	F(siterec_rp_point, kind, 4),
+	F(siterec_rp_point, id, 8),
+	F(siterec_rp_point, cut_time_ms, 16),
+	F(siterec_rp_point, n_disks, 24),
+	F(siterec_rp_point, reserved, 28),
+	F(siterec_rp_point, disks, 32),
 };
 
 int main(void)

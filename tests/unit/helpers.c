@@ -208,6 +208,27 @@ void th_azurite_group_stop(th_azurite *az)
 	az->pid = 0;
 }
 
+siterec_store *th_store_open(const th_azurite *az, int azure, const char *name)
+{
+	siterec_store_options o = SITEREC_STORE_OPTIONS_INIT;
+	char url[4400];
+	o.flags = SITEREC_STORE_CREATE;
+	if (azure) {
+		o.flags |= SITEREC_STORE_ALLOW_HTTP;
+		o.account_key = TH_AZURITE_KEY;
+		o.max_retries = 2;
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/devstoreaccount1/%s", az->port, name);
+	} else {
+		snprintf(url, sizeof(url), "file://%s/%s", az->dir, name);
+	}
+	siterec_store *st = NULL;
+	int rc = siterec_store_open(&st, url, &o);
+	if (rc)
+		fprintf(stderr, "open %s: %s\n", url, siterec_error_last()->message);
+	assert_int_equal(rc, 0);
+	return st;
+}
+
 int th_source_root(char *out, size_t cap, const char *who)
 {
 	const char *root = getenv("SITEREC_SOURCE_ROOT");

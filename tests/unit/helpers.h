@@ -57,6 +57,10 @@ typedef struct th_azurite {
 } th_azurite;
 int th_azurite_group_start(th_azurite *az, const char *who);
 void th_azurite_group_stop(th_azurite *az);
+/* A store of a group's target, created if missing: container `name` on its
+ * Azurite (azure != 0; max_retries 2) or the directory az->dir/name (file://).
+ * Asserts on failure. */
+siterec_store *th_store_open(const th_azurite *az, int azure, const char *name);
 /* Lease expiry, for any store target: on its unleased disk "d" (16 KiB or more), a
  * 15 s lease taken as `first` keeps `second` out; after it ran out (a sleep of
  * sleep_s seconds) `second` takes it, and `first` can no longer renew, release,

@@ -1,0 +1,913 @@
+/* Recovery points (include/siterec/rp.h) through the public API, every case run
+ * against two targets: a file:// directory and a real Azurite started by the
+ * group setup. Points of several disks (crash and app, changed extents, one
+ * unknown) seen again from a second store handle; selection; reads of a point's
+ * snapshots while the live disks moved on; ids that do not increase and two
+ * handles racing for one id; retention with keep ids, shared snapshots and the
+ * sweep of unreferenced ones; damaged documents; a point of 2,000,000 extents;
+ * bad arguments. */
+#include "helpers.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KiB 1024ull
+#define MiB (1024ull * 1024)
+#define UNKNOWN UINT64_MAX
+
+static th_azurite g;
+
+static int group_setup(void **state)
+{
+	(void)state;
+	return th_azurite_group_start(&g, "test_rp");
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	th_azurite_group_stop(&g);
+	return 0;
+}
+
+/* ---- fixtures ---- */
+
+/* Write 64 KiB of pattern `seed` at off of a disk. */
+static void put(siterec_store *st, const char *disk, uint64_t off, uint64_t seed)
+{
+	static uint8_t buf[64 * KiB];
+	siterec_store_writer *w = NULL;
+	th_fill(buf, sizeof(buf), seed);
+	assert_int_equal(siterec_store_writer_open(&w, st, disk, NULL), 0);
+	assert_int_equal(siterec_store_writer_write(w, buf, sizeof(buf), off), 0);
+	assert_int_equal(siterec_store_writer_finish(w), 0);
+	siterec_store_writer_free(w);
+}
+
+/* The 64 KiB at off of point id's disk i (or of the live disk when cat is NULL) hold pattern seed. */
+static void expect(siterec_rp_catalog *cat, siterec_store *st, const char *disk, uint64_t id,
+                   uint32_t i, uint64_t off, uint64_t seed)
+{
+	static uint8_t got[64 * KiB], want[64 * KiB];
+	th_fill(want, sizeof(want), seed);
+	if (cat)
+		assert_int_equal(siterec_rp_read(cat, id, i, got, sizeof(got), off), 0);
+	else
+		assert_int_equal(siterec_store_read(st, disk, NULL, got, sizeof(got), off), 0);
+	assert_memory_equal(got, want, sizeof(got));
+}
+
+/* Write pattern seed at 0 of a disk, then snapshot it into snap. */
+static void cycle(siterec_store *st, const char *disk, uint64_t seed, char *snap)
+{
+	put(st, disk, 0, seed);
+	assert_int_equal(siterec_store_snapshot(st, disk, snap, SITEREC_STORE_ID_MAX), 0);
+}
+
+static int add(siterec_rp_catalog *cat, uint64_t id, uint32_t kind, int64_t cut, uint32_t n,
+               const siterec_rp_disk *disks)
+{
+	siterec_rp_point p = { SITEREC_RP_POINT_VERSION, kind, id, cut, n, 0, disks };
+	return siterec_rp_add(cat, &p);
+}
+
+static void same_disk(const siterec_rp_disk *a, const siterec_rp_disk *b)
+{
+	assert_string_equal(a->disk, b->disk);
+	assert_string_equal(a->snapshot, b->snapshot);
+	assert_true(a->n_changed == b->n_changed);
+	if (a->n_changed != UNKNOWN && a->n_changed)
+		assert_memory_equal(a->changed, b->changed, a->n_changed * sizeof(siterec_extent));
+}
+
+static void same_point(const siterec_rp_point *a, const siterec_rp_point *b)
+{
+	assert_true(a->id == b->id);
+	assert_int_equal(a->kind, b->kind);
+	assert_true(a->cut_time_ms == b->cut_time_ms);
+	assert_int_equal(a->n_disks, b->n_disks);
+	for (uint32_t i = 0; i < a->n_disks; i++)
+		same_disk(&a->disks[i], &b->disks[i]);
+}
+
+/* Point index of cat equals point index of other. */
+static void same_at(siterec_rp_catalog *cat, siterec_rp_catalog *other, uint64_t index)
+{
+	siterec_rp_point a = SITEREC_RP_POINT_INIT, b = SITEREC_RP_POINT_INIT;
+	assert_int_equal(siterec_rp_get(cat, index, &a), 0);
+	assert_int_equal(siterec_rp_get(other, index, &b), 0);
+	same_point(&a, &b);
+}
+
+static uint64_t count(siterec_rp_catalog *cat)
+{
+	uint64_t n = 0;
+	assert_int_equal(siterec_rp_count(cat, &n), 0);
+	return n;
+}
+
+static uint64_t select_id(siterec_rp_catalog *cat, uint32_t how, int64_t arg)
+{
+	uint64_t id = 0;
+	assert_int_equal(siterec_rp_select(cat, how, arg, &id), 0);
+	return id;
+}
+
+/* ---- points, a second handle, selection, reads ---- */
+
+static void run_points(int azure)
+{
+	siterec_store *st = th_store_open(&g, azure, "rp-points");
+	const char *d0 = "vm1/d0", *d1 = "vm1/d1";
+	char s[4][2][SITEREC_STORE_ID_MAX];
+	assert_int_equal(siterec_store_disk_create(st, d0, 1 * MiB), 0);
+	assert_int_equal(siterec_store_disk_create(st, d1, 2 * MiB), 0);
+	siterec_rp_catalog *cat = NULL, *empty = NULL;
+	assert_int_equal(siterec_rp_open(&cat, st, "vm1"), 0);
+	assert_int_equal(count(cat), 0);
+	uint64_t id;
+	th_assert_err(siterec_rp_select(cat, SITEREC_RP_LATEST, 0, &id), SITEREC_ENOTFOUND);
+
+	/* cycle 1: crash-consistent, a few extents */
+	cycle(st, d0, 1, s[0][0]);
+	cycle(st, d1, 101, s[0][1]);
+	const siterec_extent e1a[] = { { 0, 64 * KiB } };
+	const siterec_extent e1b[] = { { 0, 4 * KiB }, { 64 * KiB, 512 }, { 65 * KiB, 3 * KiB } };
+	siterec_rp_disk p1[] = { { d0, s[0][0], e1a, 1 }, { d1, s[0][1], e1b, 3 } };
+	assert_int_equal(add(cat, 10, SITEREC_RP_CRASH, 1000, 2, p1), 0);
+	/* cycle 2: app-consistent; d0 unknown (whole disk), d1 extents past 2^53 */
+	cycle(st, d0, 2, s[1][0]);
+	cycle(st, d1, 102, s[1][1]);
+	const siterec_extent e2b[] = { { (1ull << 60) + 512, 512 },
+	                               { (1ull << 60) + 4096, 4096 },
+	                               { UINT64_MAX - 1023, 1023 } };
+	siterec_rp_disk p2[] = { { d0, s[1][0], NULL, UNKNOWN }, { d1, s[1][1], e2b, 3 } };
+	assert_int_equal(add(cat, 11, SITEREC_RP_APP, 2000, 2, p2), 0);
+	/* cycle 3: d0 unchanged (no extents), ids need not be consecutive */
+	cycle(st, d0, 3, s[2][0]);
+	cycle(st, d1, 103, s[2][1]);
+	const siterec_extent e3b[] = { { 0, 64 * KiB } };
+	siterec_rp_disk p3[] = { { d1, s[2][1], e3b, 1 }, { d0, s[2][0], NULL, 0 } };
+	assert_int_equal(add(cat, 20, SITEREC_RP_CRASH, 3000, 2, p3), 0);
+	/* the live disks move on */
+	put(st, d0, 0, 4);
+	put(st, d1, 0, 104);
+
+	/* the points as added */
+	assert_int_equal(count(cat), 3);
+	const siterec_rp_disk *want[3] = { p1, p2, p3 };
+	const uint64_t ids[3] = { 10, 11, 20 };
+	for (uint64_t i = 0; i < 3; i++) {
+		siterec_rp_point p = SITEREC_RP_POINT_INIT;
+		assert_int_equal(siterec_rp_get(cat, i, &p), 0);
+		assert_true(p.id == ids[i]);
+		assert_int_equal(p.kind, i == 1 ? SITEREC_RP_APP : SITEREC_RP_CRASH);
+		assert_true(p.cut_time_ms == (int64_t)(1000 * (i + 1)));
+		assert_int_equal(p.n_disks, 2);
+		for (uint32_t d = 0; d < 2; d++)
+			same_disk(&p.disks[d], &want[i][d]);
+		assert_null(p.disks[0].n_changed == UNKNOWN ? p.disks[0].changed : NULL);
+	}
+	siterec_rp_point p = SITEREC_RP_POINT_INIT;
+	th_assert_err(siterec_rp_get(cat, 3, &p), SITEREC_ERANGE);
+	assert_int_equal(siterec_rp_find(cat, 11, &p), 0);
+	assert_int_equal(p.kind, SITEREC_RP_APP);
+	th_assert_err(siterec_rp_find(cat, 12, &p), SITEREC_ENOTFOUND);
+
+	/* a second store handle sees the same catalogue */
+	siterec_store *st2 = th_store_open(&g, azure, "rp-points");
+	siterec_rp_catalog *cat2 = NULL;
+	assert_int_equal(siterec_rp_open(&cat2, st2, "vm1"), 0);
+	assert_int_equal(count(cat2), 3);
+	for (uint64_t i = 0; i < 3; i++)
+		same_at(cat, cat2, i);
+
+	/* selection */
+	assert_true(select_id(cat2, SITEREC_RP_LATEST, 0) == 20);
+	assert_true(select_id(cat2, SITEREC_RP_LATEST_APP, 0) == 11);
+	assert_true(select_id(cat2, SITEREC_RP_BY_ID, 11) == 11);
+	th_assert_err(siterec_rp_select(cat2, SITEREC_RP_BY_ID, 12, &id), SITEREC_ENOTFOUND);
+	assert_true(select_id(cat2, SITEREC_RP_AT_OR_BEFORE, 2500) == 11);
+	assert_true(select_id(cat2, SITEREC_RP_AT_OR_BEFORE, 3000) == 20);
+	assert_true(select_id(cat2, SITEREC_RP_AT_OR_BEFORE, INT64_MAX) == 20);
+	assert_true(select_id(cat2, SITEREC_RP_AT_OR_BEFORE, 1000) == 10);
+	th_assert_err(siterec_rp_select(cat2, SITEREC_RP_AT_OR_BEFORE, 999, &id), SITEREC_ENOTFOUND);
+	th_assert_err(siterec_rp_select(cat2, SITEREC_RP_AT_OR_BEFORE, -1, &id), SITEREC_ENOTFOUND);
+
+	/* each point reads its cut, the live disk the newest writes */
+	for (int h = 0; h < 2; h++) {
+		siterec_rp_catalog *c = h ? cat2 : cat;
+		for (uint32_t i = 0; i < 3; i++) {
+			expect(c, NULL, NULL, ids[i], i == 2 ? 1 : 0, 0, 1 + i);
+			expect(c, NULL, NULL, ids[i], i == 2 ? 0 : 1, 0, 101 + i);
+		}
+	}
+	expect(NULL, st, d0, 0, 0, 0, 4);
+	expect(NULL, st2, d1, 0, 0, 0, 104);
+	uint8_t buf[512];
+	th_assert_err(siterec_rp_read(cat, 20, 2, buf, sizeof(buf), 0), SITEREC_ERANGE);
+	th_assert_err(siterec_rp_read(cat, 12, 0, buf, sizeof(buf), 0), SITEREC_ENOTFOUND);
+	th_assert_err(siterec_rp_read(cat, 10, 0, buf, sizeof(buf), 1 * MiB), SITEREC_ERANGE);
+
+	/* ids must increase; snapshots must exist */
+	th_assert_err(add(cat, 20, SITEREC_RP_CRASH, 4000, 2, p3), SITEREC_ECONFLICT);
+	th_assert_err(add(cat, 15, SITEREC_RP_CRASH, 4000, 2, p3), SITEREC_ECONFLICT);
+	const char *gone = azure ? "2001-01-01T00_00_00.0000000Z" : "999999";
+	siterec_rp_disk missing[] = { { d0, gone, NULL, UNKNOWN } };
+	th_assert_err(add(cat, 21, SITEREC_RP_CRASH, 4000, 1, missing), SITEREC_ENOTFOUND);
+	siterec_rp_disk nodisk[] = { { "vm1/nosuch", s[2][0], NULL, UNKNOWN } };
+	th_assert_err(add(cat, 21, SITEREC_RP_CRASH, 4000, 1, nodisk), SITEREC_ENOTFOUND);
+	assert_int_equal(count(cat), 3);
+
+	/* cycle 4 through the first handle: the second sees it after a refresh */
+	cycle(st, d0, 5, s[3][0]);
+	siterec_rp_disk p4[] = { { d0, s[3][0], NULL, UNKNOWN } };
+	assert_int_equal(add(cat, 21, SITEREC_RP_APP, 4000, 1, p4), 0);
+	assert_int_equal(count(cat2), 3);
+	assert_int_equal(siterec_rp_refresh(cat2), 0);
+	assert_int_equal(count(cat2), 4);
+	same_at(cat, cat2, 3);
+	assert_true(select_id(cat2, SITEREC_RP_LATEST_APP, 0) == 21);
+	expect(cat2, NULL, NULL, 21, 0, 0, 5);
+	/* the stale handle cannot add that id again */
+	th_assert_err(add(cat2, 21, SITEREC_RP_CRASH, 5000, 1, p4), SITEREC_ECONFLICT);
+
+	/* another VM: its own, empty catalogue */
+	assert_int_equal(siterec_rp_open(&empty, st, "vm1.b"), 0);
+	assert_int_equal(count(empty), 0);
+	th_assert_err(siterec_rp_select(empty, SITEREC_RP_LATEST_APP, 0, &id), SITEREC_ENOTFOUND);
+	th_assert_err(siterec_rp_select(empty, SITEREC_RP_AT_OR_BEFORE, INT64_MAX, &id),
+	              SITEREC_ENOTFOUND);
+	siterec_rp_free(empty);
+	siterec_rp_free(cat2);
+	siterec_rp_free(cat);
+	siterec_store_free(st2);
+	siterec_store_free(st);
+}
+
+/* ---- two handles racing for the same ids ---- */
+
+#define RACE_ROUNDS 12
+
+typedef struct racer {
+	siterec_rp_catalog *cat;
+	pthread_barrier_t *bar;
+	const siterec_rp_disk *disks;
+	int rc[RACE_ROUNDS];
+} racer;
+
+static void *race_main(void *arg)
+{
+	racer *r = arg;
+	for (int i = 0; i < RACE_ROUNDS; i++) {
+		pthread_barrier_wait(r->bar);
+		r->rc[i] = add(r->cat, (uint64_t)i + 1, SITEREC_RP_CRASH, 1000 + i, 1, r->disks);
+	}
+	return NULL;
+}
+
+static void run_race(int azure)
+{
+	siterec_store *st[2];
+	siterec_rp_catalog *cat[2];
+	char snap[SITEREC_STORE_ID_MAX];
+	st[0] = th_store_open(&g, azure, "rp-race");
+	st[1] = th_store_open(&g, azure, "rp-race");
+	assert_int_equal(siterec_store_disk_create(st[0], "vmr/d0", 64 * KiB), 0);
+	cycle(st[0], "vmr/d0", 1, snap);
+	siterec_rp_disk disks[] = { { "vmr/d0", snap, NULL, UNKNOWN } };
+	pthread_barrier_t bar;
+	pthread_barrier_init(&bar, NULL, 2);
+	racer r[2];
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(siterec_rp_open(&cat[i], st[i], "vmr"), 0);
+		r[i] = (racer){ cat[i], &bar, disks, { 0 } };
+	}
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, race_main, &r[i]), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&bar);
+	int wins[2] = { 0, 0 };
+	for (int i = 0; i < RACE_ROUNDS; i++) {
+		/* exactly one of the two added each id; the other was told so */
+		assert_true((r[0].rc[i] == 0 && r[1].rc[i] == SITEREC_ECONFLICT) ||
+		            (r[1].rc[i] == 0 && r[0].rc[i] == SITEREC_ECONFLICT));
+		wins[r[0].rc[i] == 0 ? 0 : 1]++;
+	}
+	fprintf(stderr, "%s: handle 0 won %d rounds, handle 1 %d\n", azure ? "azurite" : "file",
+	        wins[0], wins[1]);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(siterec_rp_refresh(cat[i]), 0);
+		assert_int_equal(count(cat[i]), RACE_ROUNDS);
+	}
+	for (uint64_t i = 0; i < RACE_ROUNDS; i++)
+		same_at(cat[0], cat[1], i);
+	for (int i = 0; i < 2; i++) {
+		siterec_rp_free(cat[i]);
+		siterec_store_free(st[i]);
+	}
+}
+
+/* ---- retention and the sweep ---- */
+
+typedef struct snaps {
+	char id[16][SITEREC_STORE_ID_MAX];
+	size_t n;
+	const char *disk;
+} snaps;
+
+static int snaps_cb(const char *name, int kind, uint64_t size, const char *snap, void *payload)
+{
+	snaps *s = payload;
+	(void)size;
+	if (kind == SITEREC_STORE_KIND_SNAPSHOT && strcmp(name, s->disk) == 0) {
+		assert_true(s->n < 16);
+		snprintf(s->id[s->n++], SITEREC_STORE_ID_MAX, "%s", snap);
+	}
+	return 0;
+}
+
+/* The disk's snapshots are exactly the n given, in this order (oldest first). */
+static void expect_snaps(siterec_store *st, const char *disk, size_t n, const char *const *ids)
+{
+	snaps s = { .disk = disk };
+	assert_int_equal(siterec_store_list(st, disk, snaps_cb, &s), 0);
+	for (size_t i = 0; i < s.n; i++)
+		fprintf(stderr, "  %s@%s%s\n", disk, s.id[i], i < n && strcmp(s.id[i], ids[i]) ? " (!)" : "");
+	assert_int_equal(s.n, n);
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(s.id[i], ids[i]);
+}
+
+static int docs_cb(const char *name, int kind, uint64_t size, const char *snap, void *payload)
+{
+	(void)name; (void)size; (void)snap;
+	*(int *)payload += kind == SITEREC_STORE_KIND_DOC;
+	return 0;
+}
+
+static void expect_ids(siterec_rp_catalog *cat, size_t n, const uint64_t *ids)
+{
+	assert_int_equal(count(cat), n);
+	for (size_t i = 0; i < n; i++) {
+		siterec_rp_point p = SITEREC_RP_POINT_INIT;
+		assert_int_equal(siterec_rp_get(cat, i, &p), 0);
+		assert_true(p.id == ids[i]);
+	}
+}
+
+static void run_prune(int azure)
+{
+	siterec_store *st = th_store_open(&g, azure, "rp-prune");
+	const char *d0 = "vmp/d0", *d1 = "vmp/d1";
+	char s0[7][SITEREC_STORE_ID_MAX], s1[7][SITEREC_STORE_ID_MAX];
+	char old0[SITEREC_STORE_ID_MAX], new0[SITEREC_STORE_ID_MAX], new1[SITEREC_STORE_ID_MAX];
+	assert_int_equal(siterec_store_disk_create(st, d0, 256 * KiB), 0);
+	assert_int_equal(siterec_store_disk_create(st, d1, 256 * KiB), 0);
+	siterec_rp_catalog *cat = NULL;
+	assert_int_equal(siterec_rp_open(&cat, st, "vmp"), 0);
+	uint64_t pruned = 99;
+	/* nothing to prune in an empty catalogue */
+	assert_int_equal(siterec_rp_prune(cat, 10000, 0, NULL, 0, &pruned), 0);
+	assert_true(pruned == 0);
+	/* points 1..6 cut at 1000..6000 */
+	for (int i = 1; i <= 6; i++) {
+		if (i == 2)  /* a snapshot taken for a cycle that never became a point */
+			cycle(st, d0, 50, old0);
+		cycle(st, d0, (uint64_t)i, s0[i]);
+		if (i == 5) {  /* d1 did not change: point 5 reuses point 4's snapshot */
+			memcpy(s1[5], s1[4], sizeof(s1[5]));
+		} else {
+			cycle(st, d1, 100 + (uint64_t)i, s1[i]);
+		}
+		siterec_rp_disk d[] = { { d0, s0[i], NULL, UNKNOWN }, { d1, s1[i], NULL, UNKNOWN } };
+		assert_int_equal(add(cat, (uint64_t)i, i % 2 ? SITEREC_RP_CRASH : SITEREC_RP_APP,
+		                     1000 * i, 2, d), 0);
+	}
+	/* snapshots for the next cycle, not added yet: newer than every point's */
+	cycle(st, d0, 60, new0);
+	cycle(st, d1, 160, new1);
+
+	/* keep 4.5 s before now = 10 s: points 1-4 are old; 2 is kept by id */
+	const uint64_t keep[] = { 2, 999 };
+	assert_int_equal(siterec_rp_prune(cat, 10000, 5500, keep, 2, &pruned), 0);
+	assert_true(pruned == 3);
+	const uint64_t left[] = { 2, 5, 6 };
+	expect_ids(cat, 3, left);
+	int docs = 0;
+	assert_int_equal(siterec_store_list(st, "vmp/points/", docs_cb, &docs), 0);
+	assert_int_equal(docs, 3);
+	/* d0: 1, 3, 4 deleted with their points, the old leftover swept, the new one kept */
+	const char *w0[] = { s0[2], s0[5], s0[6], new0 };
+	expect_snaps(st, d0, 4, w0);
+	/* d1: point 4's snapshot stays, point 5 references it */
+	const char *w1[] = { s1[2], s1[4], s1[6], new1 };
+	expect_snaps(st, d1, 4, w1);
+	expect(cat, NULL, NULL, 5, 1, 0, 104);
+	expect(cat, NULL, NULL, 2, 0, 0, 2);
+	siterec_store *st2 = th_store_open(&g, azure, "rp-prune");
+	siterec_rp_catalog *cat2 = NULL;
+	assert_int_equal(siterec_rp_open(&cat2, st2, "vmp"), 0);
+	expect_ids(cat2, 3, left);
+
+	/* a crash after a prune deleted point 2's document (its snapshots are left),
+	 * and point 5's snapshot of d0 already gone: the next prune copes */
+	char name[64];
+	snprintf(name, sizeof(name), "vmp/points/%020llu", 2ull);
+	assert_int_equal(siterec_store_doc_delete(st, name, NULL), 0);
+	assert_int_equal(siterec_store_snapshot_delete(st, d0, s0[5]), 0);
+	/* retention 0: everything but the newest, which always stays */
+	assert_int_equal(siterec_rp_prune(cat2, 10000, 0, NULL, 0, &pruned), 0);
+	assert_true(pruned == 1);
+	const uint64_t last[] = { 6 };
+	expect_ids(cat2, 1, last);
+	const char *x0[] = { s0[6], new0 }, *x1[] = { s1[6], new1 };
+	expect_snaps(st, d0, 2, x0);
+	expect_snaps(st, d1, 2, x1);
+	/* the first handle learns of it at its next call that reads the target */
+	assert_int_equal(siterec_rp_prune(cat, INT64_MAX, 0, NULL, 0, NULL), 0);
+	expect_ids(cat, 1, last);
+	expect(cat, NULL, NULL, 6, 0, 0, 6);
+	expect(cat, NULL, NULL, 6, 1, 0, 106);
+	/* not old yet: nothing happens */
+	assert_int_equal(siterec_rp_prune(cat, 6000, 0, NULL, 0, &pruned), 0);
+	assert_true(pruned == 0);
+	th_assert_err(siterec_rp_prune(cat, 6000, 0, NULL, 1, &pruned), SITEREC_EINVAL);
+	th_assert_err(siterec_rp_prune(NULL, 6000, 0, NULL, 0, &pruned), SITEREC_EINVAL);
+	siterec_rp_free(cat2);
+	siterec_rp_free(cat);
+	siterec_store_free(st2);
+	siterec_store_free(st);
+}
+
+/* ---- damaged documents ---- */
+
+#define BAD_ID "00000000000000000007"
+#define BAD_NAME "vmc/points/" BAD_ID
+
+/* A valid document of point 7 with `field` (the key up to its value) given value. */
+static const char *const fields[] = { "format", "version", "vm", "id", "kind", "cut_time_ms",
+                                      "disks" };
+
+static char *doc_with(const char *snap, const char *field, const char *value)
+{
+	const char *vals[] = { "\"siterec-rp\"", "1", "\"vmc\"", "\"7\"", "\"crash\"", "\"7000\"",
+	                       NULL };
+	char disks[512];
+	snprintf(disks, sizeof(disks), "[{\"disk\":\"vmc/d0\",\"snapshot\":\"%s\",\"changed\":\"0:200\"}]",
+	         snap);
+	size_t cap = 4096 + (value ? strlen(value) : 0);
+	char *doc = malloc(cap);
+	assert_non_null(doc);
+	size_t n = (size_t)snprintf(doc, cap, "{");
+	for (size_t i = 0; i < sizeof(fields) / sizeof(*fields); i++) {
+		const char *v = vals[i] ? vals[i] : disks;
+		if (field && strcmp(field, fields[i]) == 0)
+			v = value;
+		if (v)
+			n += (size_t)snprintf(doc + n, cap - n, "%s\"%s\":%s", n > 1 ? "," : "", fields[i], v);
+	}
+	snprintf(doc + n, cap - n, "}");
+	return doc;
+}
+
+/* The disk list of the valid document with one disk's field replaced. */
+static char *disk_with(const char *snap, const char *disk, const char *field, const char *value)
+{
+	char d[4096];
+	const char *k[] = { "disk", "snapshot", "changed" };
+	char sq[128];
+	snprintf(sq, sizeof(sq), "\"%s\"", snap);
+	const char *v[] = { disk, sq, "\"0:200\"" };
+	size_t n = (size_t)snprintf(d, sizeof(d), "[{");
+	for (int i = 0; i < 3; i++) {
+		const char *x = strcmp(k[i], field) == 0 ? value : v[i];
+		if (x)
+			n += (size_t)snprintf(d + n, sizeof(d) - n, "%s\"%s\":%s", n > 2 ? "," : "", k[i], x);
+	}
+	snprintf(d + n, sizeof(d) - n, "}]");
+	return doc_with(snap, "disks", d);
+}
+
+/* Put doc (len bytes) under name; opening the catalogue fails with want naming it,
+ * and so does a refresh of an open catalogue, whose points stay as they were. */
+static void expect_bad(siterec_store *st, siterec_rp_catalog *cat, const char *name,
+                       const void *doc, size_t len, int want)
+{
+	assert_int_equal(siterec_store_doc_put(st, name, doc, len, NULL, NULL, 0), 0);
+	siterec_rp_catalog *c = (siterec_rp_catalog *)1;
+	int rc = siterec_rp_open(&c, st, "vmc");
+	if (rc != want)
+		fprintf(stderr, "document %.*s: open returned %d (%s)\n", (int)(len > 300 ? 300 : len),
+		        (const char *)doc, rc, siterec_error_last()->message);
+	th_assert_err(rc, want);
+	assert_null(c);
+	assert_non_null(strstr(siterec_error_last()->message, name));
+	th_assert_err(siterec_rp_refresh(cat), want);
+	assert_int_equal(count(cat), 1);
+	siterec_rp_point p = SITEREC_RP_POINT_INIT;
+	assert_int_equal(siterec_rp_get(cat, 0, &p), 0);
+	assert_true(p.id == 5);
+	assert_int_equal(siterec_store_doc_delete(st, name, NULL), 0);
+}
+
+static void expect_bad_str(siterec_store *st, siterec_rp_catalog *cat, char *doc, int want)
+{
+	expect_bad(st, cat, BAD_NAME, doc, strlen(doc), want);
+	free(doc);
+}
+
+static void run_corrupt(int azure)
+{
+	siterec_store *st = th_store_open(&g, azure, "rp-corrupt");
+	char snap[SITEREC_STORE_ID_MAX];
+	assert_int_equal(siterec_store_disk_create(st, "vmc/d0", 64 * KiB), 0);
+	cycle(st, "vmc/d0", 1, snap);
+	siterec_rp_catalog *cat = NULL, *c = NULL;
+	assert_int_equal(siterec_rp_open(&cat, st, "vmc"), 0);
+	siterec_rp_disk d[] = { { "vmc/d0", snap, NULL, UNKNOWN } };
+	assert_int_equal(add(cat, 5, SITEREC_RP_CRASH, 5000, 1, d), 0);
+
+	/* the template is valid: point 7 reads back */
+	char *doc = doc_with(snap, NULL, NULL);
+	assert_int_equal(siterec_store_doc_put(st, BAD_NAME, doc, strlen(doc), NULL, NULL, 0), 0);
+	assert_int_equal(siterec_rp_open(&c, st, "vmc"), 0);
+	assert_int_equal(count(c), 2);
+	siterec_rp_point p = SITEREC_RP_POINT_INIT;
+	assert_int_equal(siterec_rp_find(c, 7, &p), 0);
+	assert_true(p.cut_time_ms == 7000 && p.n_disks == 1 && p.disks[0].n_changed == 1);
+	assert_true(p.disks[0].changed[0].offset == 0 && p.disks[0].changed[0].length == 0x200);
+	siterec_rp_free(c);
+	assert_int_equal(siterec_store_doc_delete(st, BAD_NAME, NULL), 0);
+
+	/* every truncation of it */
+	size_t len = strlen(doc);
+	for (size_t n = 0; n < len; n += azure ? 3 : 1)
+		expect_bad(st, cat, BAD_NAME, doc, n, SITEREC_ECORRUPT);
+	free(doc);
+
+	/* not JSON, or not an object */
+	const char *junk[] = { "garbage", "{", "}", "null", "[]", "42", "\"x\"", "{\"format\":",
+	                       "{\"a\":1}", "\xff\xfe\x00\x01" };
+	for (size_t i = 0; i < sizeof(junk) / sizeof(*junk); i++)
+		expect_bad(st, cat, BAD_NAME, junk[i], strlen(junk[i]), SITEREC_ECORRUPT);
+	/* a NUL inside */
+	doc = doc_with(snap, NULL, NULL);
+	doc[12] = 0;
+	expect_bad(st, cat, BAD_NAME, doc, len, SITEREC_ECORRUPT);
+	free(doc);
+
+	/* each field missing, of a wrong type, or out of range */
+	const struct { const char *field, *value; int want; } cases[] = {
+		{ "format", NULL, SITEREC_ECORRUPT },       { "format", "\"siterec-upload\"", SITEREC_ECORRUPT },
+		{ "format", "1", SITEREC_ECORRUPT },         { "version", NULL, SITEREC_ECORRUPT },
+		{ "version", "\"1\"", SITEREC_ECORRUPT },    { "version", "0", SITEREC_ECORRUPT },
+		{ "version", "-1", SITEREC_ECORRUPT },       { "version", "1.5", SITEREC_ECORRUPT },
+		{ "version", "1e400", SITEREC_ECORRUPT },    { "version", "true", SITEREC_ECORRUPT },
+		{ "version", "2", SITEREC_EVERSION },        { "version", "99", SITEREC_EVERSION },
+		{ "vm", "\"vmd\"", SITEREC_ECORRUPT },       { "vm", "[]", SITEREC_ECORRUPT },
+		{ "id", "7", SITEREC_ECORRUPT },             { "id", "\"8\"", SITEREC_ECORRUPT },
+		{ "id", "\"07\"", SITEREC_ECORRUPT },        { "id", "\"-7\"", SITEREC_ECORRUPT },
+		{ "id", "\"18446744073709551623\"", SITEREC_ECORRUPT },
+		{ "id", "\"99999999999999999999999999999999999999\"", SITEREC_ECORRUPT },
+		{ "kind", "\"weird\"", SITEREC_ECORRUPT },  { "kind", "1", SITEREC_ECORRUPT },
+		{ "kind", NULL, SITEREC_ECORRUPT },
+		{ "cut_time_ms", "7000", SITEREC_ECORRUPT }, { "cut_time_ms", "\"-1\"", SITEREC_ECORRUPT },
+		{ "cut_time_ms", "\"9223372036854775808\"", SITEREC_ECORRUPT },
+		{ "cut_time_ms", "\"1e3\"", SITEREC_ECORRUPT },
+		{ "disks", NULL, SITEREC_ECORRUPT },         { "disks", "{}", SITEREC_ECORRUPT },
+		{ "disks", "[]", SITEREC_ECORRUPT },         { "disks", "[1]", SITEREC_ECORRUPT },
+		{ "disks", "[null]", SITEREC_ECORRUPT },     { "disks", "\"vmc/d0\"", SITEREC_ECORRUPT },
+		{ "disks", "[[]]", SITEREC_ECORRUPT },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++)
+		expect_bad_str(st, cat, doc_with(snap, cases[i].field, cases[i].value), cases[i].want);
+
+	/* a disk's fields */
+	const struct { const char *field, *value; } dcases[] = {
+		{ "disk", NULL }, { "disk", "5" }, { "disk", "\"\"" }, { "disk", "\"../x\"" },
+		{ "disk", "\"/abs\"" }, { "disk", "\"a//b\"" }, { "disk", "\"sp ace\"" },
+		{ "disk", "\"quo\\\"te\"" },
+		{ "snapshot", NULL }, { "snapshot", "\"\"" }, { "snapshot", "\"a/b\"" },
+		{ "snapshot", "\".x\"" }, { "snapshot", "7" },
+		{ "snapshot", "\"0123456789012345678901234567890123456789012345678901234567890123\"" },
+		{ "changed", NULL }, { "changed", "5" }, { "changed", "null" }, { "changed", "[\"0\",\"1\"]" },
+		{ "changed", "\"ALL\"" }, { "changed", "\"0:0\"" }, { "changed", "\"0:1,\"" },
+		{ "changed", "\",0:1\"" }, { "changed", "\"0:1;2:3\"" }, { "changed", "\"0:A\"" },
+		{ "changed", "\"-1:1\"" }, { "changed", "\"0\"" }, { "changed", "\"0:\"" },
+		{ "changed", "\":1\"" }, { "changed", "\"0:1:2\"" }, { "changed", "\" 0:1\"" },
+		{ "changed", "\"ffffffffffffffff:1\"" }, { "changed", "\"10000000000000000:1\"" },
+		{ "changed", "\"0:ffffffffffffffff,0:1\"" }, { "changed", "\"1:ffffffffffffffff\"" },
+		{ "changed", "\"00000000000000000:1\"" },
+	};
+	for (size_t i = 0; i < sizeof(dcases) / sizeof(*dcases); i++)
+		expect_bad_str(st, cat, disk_with(snap, "\"vmc/d0\"", dcases[i].field, dcases[i].value),
+		               SITEREC_ECORRUPT);
+	/* a disk named twice; 257 disks */
+	char two[1024];
+	snprintf(two, sizeof(two), "[{\"disk\":\"vmc/d0\",\"snapshot\":\"%s\",\"changed\":\"all\"},"
+	         "{\"disk\":\"vmc/d0\",\"snapshot\":\"%s\",\"changed\":\"all\"}]", snap, snap);
+	expect_bad_str(st, cat, doc_with(snap, "disks", two), SITEREC_ECORRUPT);
+	size_t cap = 257 * 200 + 16, n = 0;
+	char *many = malloc(cap);
+	assert_non_null(many);
+	for (int i = 0; i < 257; i++)
+		n += (size_t)snprintf(many + n, cap - n, "%s{\"disk\":\"vmc/d%d\",\"snapshot\":\"%s\","
+		                      "\"changed\":\"all\"}", i ? "," : "[", i, snap);
+	snprintf(many + n, cap - n, "]");
+	expect_bad_str(st, cat, doc_with(snap, "disks", many), SITEREC_ECORRUPT);
+	free(many);
+
+	/* nesting far past any parser's stack, and a document of exactly 4 MiB */
+	size_t deep = 4 * MiB;
+	char *bomb = malloc(deep);
+	assert_non_null(bomb);
+	memset(bomb, '[', deep);
+	expect_bad(st, cat, BAD_NAME, bomb, deep, SITEREC_ECORRUPT);
+	for (size_t i = 0; i + 5 <= deep; i += 5)
+		memcpy(bomb + i, "{\"a\":", 5);
+	expect_bad(st, cat, BAD_NAME, bomb, deep, SITEREC_ECORRUPT);
+	free(bomb);
+
+	/* names under VM/points/ that are not a point's */
+	const char *names[] = { "vmc/points/abc", "vmc/points/0000000000000000007",
+	                        "vmc/points/000000000000000000007", "vmc/points/99999999999999999999",
+	                        "vmc/points/0000000000000000000x", "vmc/points/x/00000000000000000007" };
+	doc = doc_with(snap, NULL, NULL);
+	for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++)
+		expect_bad(st, cat, names[i], doc, strlen(doc), SITEREC_ECORRUPT);
+	free(doc);
+
+	/* all gone again: the catalogue opens */
+	assert_int_equal(siterec_rp_open(&c, st, "vmc"), 0);
+	assert_int_equal(count(c), 1);
+	siterec_rp_free(c);
+	siterec_rp_free(cat);
+	siterec_store_free(st);
+}
+
+/* ---- a point of 2,000,000 changed extents ---- */
+
+/* Extents of merged cover every byte of the n of orig; merged is ascending and
+ * not overlapping. Returns the bytes of merged. */
+static uint64_t expect_cover(const siterec_extent *orig, uint64_t n, const siterec_extent *merged,
+                             uint64_t m)
+{
+	uint64_t j = 0, bytes = 0;
+	for (uint64_t i = 0; i < m; i++) {
+		assert_true(merged[i].length > 0);
+		assert_true(i == 0 || merged[i].offset > merged[i - 1].offset + merged[i - 1].length - 1);
+		bytes += merged[i].length;
+	}
+	for (uint64_t i = 0; i < n; i++) {
+		while (j < m && merged[j].offset + merged[j].length <= orig[i].offset)
+			j++;
+		assert_true(j < m);
+		assert_true(merged[j].offset <= orig[i].offset);
+		assert_true(merged[j].offset + merged[j].length >= orig[i].offset + orig[i].length);
+	}
+	return bytes;
+}
+
+/* n extents: sector-aligned lengths of 512 B to 8 KiB, gaps of 512 B to 64 KiB
+ * (some 0: adjacent extents), from start. */
+static siterec_extent *make_extents(uint64_t n, uint64_t start, uint64_t seed)
+{
+	siterec_extent *e = malloc(n * sizeof(*e));
+	assert_non_null(e);
+	uint64_t s = seed, end = start;
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t r = th_rand(&s);
+		uint64_t gap = (r % 5 == 0) ? 0 : 512 * (1 + (r >> 8) % 128);
+		e[i].offset = end + (i ? gap : 0);
+		e[i].length = 512 * (1 + (r >> 24) % 16);
+		end = e[i].offset + e[i].length;
+	}
+	return e;
+}
+
+static void run_many(int azure)
+{
+	siterec_store *st = th_store_open(&g, azure, "rp-many");
+	char snap[4][SITEREC_STORE_ID_MAX];
+	const char *names[4] = { "vmm/d0", "vmm/d1", "vmm/d2", "vmm/d3" };
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(siterec_store_disk_create(st, names[i], 64 * KiB), 0);
+		cycle(st, names[i], (uint64_t)i, snap[i]);
+	}
+	siterec_rp_catalog *cat = NULL, *cat2 = NULL;
+	assert_int_equal(siterec_rp_open(&cat, st, "vmm"), 0);
+	/* one disk of 2,000,000 extents next to one of 1,000 (these fit as they are) */
+	const uint64_t big = 2000000, small = 1000;
+	siterec_extent *e0 = make_extents(big, 1 << 20, 1), *e1 = make_extents(small, 0, 2);
+	siterec_rp_disk d[] = { { names[0], snap[0], e0, big }, { names[1], snap[1], e1, small } };
+	assert_int_equal(add(cat, 1, SITEREC_RP_CRASH, 1000, 2, d), 0);
+	/* four disks of 600,000 each: the document as a whole must fit */
+	const uint64_t quarter = 600000;
+	siterec_extent *eq[4];
+	siterec_rp_disk dq[4];
+	for (int i = 0; i < 4; i++) {
+		eq[i] = make_extents(quarter, (uint64_t)i << 40, 10 + (uint64_t)i);
+		dq[i] = (siterec_rp_disk){ names[i], snap[i], eq[i], quarter };
+	}
+	assert_int_equal(add(cat, 2, SITEREC_RP_APP, 2000, 4, dq), 0);
+
+	siterec_store *st2 = th_store_open(&g, azure, "rp-many");
+	assert_int_equal(siterec_rp_open(&cat2, st2, "vmm"), 0);
+	assert_int_equal(count(cat2), 2);
+	same_at(cat, cat2, 0);
+	same_at(cat, cat2, 1);
+	siterec_rp_point p = SITEREC_RP_POINT_INIT;
+	assert_int_equal(siterec_rp_find(cat2, 1, &p), 0);
+	uint64_t orig_bytes = 0;
+	for (uint64_t i = 0; i < big; i++)
+		orig_bytes += e0[i].length;
+	assert_true(p.disks[0].n_changed <= 1000000 && p.disks[0].n_changed > 1000);
+	uint64_t bytes = expect_cover(e0, big, p.disks[0].changed, p.disks[0].n_changed);
+	fprintf(stderr, "%s: 2000000 extents (%llu bytes) stored as %llu (%llu bytes)\n",
+	        azure ? "azurite" : "file", (unsigned long long)orig_bytes,
+	        (unsigned long long)p.disks[0].n_changed, (unsigned long long)bytes);
+	assert_true(bytes >= orig_bytes);
+	assert_int_equal(p.disks[1].n_changed, small);
+	assert_memory_equal(p.disks[1].changed, e1, small * sizeof(*e1));
+	assert_int_equal(siterec_rp_find(cat2, 2, &p), 0);
+	for (int i = 0; i < 4; i++) {
+		assert_true(p.disks[i].n_changed < quarter && p.disks[i].n_changed > 1000);
+		expect_cover(eq[i], quarter, p.disks[i].changed, p.disks[i].n_changed);
+	}
+	/* both documents within the store's limit */
+	for (uint64_t id = 1; id <= 2; id++) {
+		char name[64];
+		void *data = NULL;
+		size_t len = 0;
+		snprintf(name, sizeof(name), "vmm/points/%020llu", (unsigned long long)id);
+		assert_int_equal(siterec_store_doc_get(st, name, &data, &len, NULL, 0), 0);
+		fprintf(stderr, "%s: %zu bytes\n", name, len);
+		assert_true(len <= 4 * MiB && len > 3 * MiB);
+		siterec_free(data);
+	}
+	for (int i = 0; i < 4; i++)
+		free(eq[i]);
+	free(e0);
+	free(e1);
+	siterec_rp_free(cat2);
+	siterec_rp_free(cat);
+	siterec_store_free(st2);
+	siterec_store_free(st);
+}
+
+/* ---- bad arguments ---- */
+
+static void run_args(int azure)
+{
+	siterec_store *st = th_store_open(&g, azure, "rp-args");
+	char snap[SITEREC_STORE_ID_MAX];
+	assert_int_equal(siterec_store_disk_create(st, "vma/d0", 64 * KiB), 0);
+	assert_int_equal(siterec_store_disk_create(st, "vma/d1", 64 * KiB), 0);
+	cycle(st, "vma/d0", 1, snap);
+	siterec_rp_catalog *cat = (siterec_rp_catalog *)1;
+	th_assert_err(siterec_rp_open(NULL, st, "vma"), SITEREC_EINVAL);
+	th_assert_err(siterec_rp_open(&cat, NULL, "vma"), SITEREC_EINVAL);
+	assert_null(cat);
+	char long_id[80];
+	memset(long_id, 'a', 65);
+	long_id[65] = 0;
+	const char *bad_vm[] = { NULL, "", ".x", "a/b", "a b", "a..b", "x\"y", "é", long_id };
+	for (size_t i = 0; i < sizeof(bad_vm) / sizeof(*bad_vm); i++)
+		th_assert_err(siterec_rp_open(&cat, st, bad_vm[i]), SITEREC_EINVAL);
+	long_id[64] = 0;  /* 64 characters: fine */
+	assert_int_equal(siterec_rp_open(&cat, st, long_id), 0);
+	siterec_rp_free(cat);
+	siterec_rp_free(NULL);
+	assert_int_equal(siterec_rp_open(&cat, st, "vma"), 0);
+
+	const siterec_extent asc[] = { { 0, 512 }, { 512, 512 }, { 4096, 512 } };
+	const siterec_extent back[] = { { 4096, 512 }, { 0, 512 } };
+	const siterec_extent overlap[] = { { 0, 1024 }, { 512, 512 } };
+	const siterec_extent empty[] = { { 0, 512 }, { 1024, 0 } };
+	const siterec_extent wrap[] = { { UINT64_MAX - 511, 1024 } };
+	siterec_rp_disk ok[] = { { "vma/d0", snap, asc, 3 } };
+	siterec_rp_point p = { SITEREC_RP_POINT_VERSION, SITEREC_RP_CRASH, 1, 1000, 1, 0, ok };
+	const siterec_rp_disk bad_disks[][2] = {
+		{ { NULL, snap, NULL, UNKNOWN } },
+		{ { "/vma/d0", snap, NULL, UNKNOWN } },
+		{ { "vma/../d0", snap, NULL, UNKNOWN } },
+		{ { "vma/d0", NULL, NULL, UNKNOWN } },
+		{ { "vma/d0", "", NULL, UNKNOWN } },
+		{ { "vma/d0", "a/b", NULL, UNKNOWN } },
+		{ { "vma/d0", snap, NULL, 1 } },
+		{ { "vma/d0", snap, back, 2 } },
+		{ { "vma/d0", snap, overlap, 2 } },
+		{ { "vma/d0", snap, empty, 2 } },
+		{ { "vma/d0", snap, wrap, 1 } },
+		{ { "vma/d0", snap, NULL, UNKNOWN }, { "vma/d0", snap, NULL, UNKNOWN } },
+	};
+	for (size_t i = 0; i < sizeof(bad_disks) / sizeof(*bad_disks); i++) {
+		siterec_rp_point q = p;
+		q.disks = bad_disks[i];
+		q.n_disks = bad_disks[i][1].disk ? 2 : 1;
+		th_assert_err(siterec_rp_add(cat, &q), SITEREC_EINVAL);
+	}
+	siterec_rp_point q = p;
+	th_assert_err(siterec_rp_add(NULL, &q), SITEREC_EINVAL);
+	th_assert_err(siterec_rp_add(cat, NULL), SITEREC_EINVAL);
+	q.n_disks = 0;
+	th_assert_err(siterec_rp_add(cat, &q), SITEREC_EINVAL);
+	q.n_disks = 257;
+	th_assert_err(siterec_rp_add(cat, &q), SITEREC_EINVAL);
+	q = p;
+	q.disks = NULL;
+	th_assert_err(siterec_rp_add(cat, &q), SITEREC_EINVAL);
+	q = p;
+	q.kind = 0;
+	th_assert_err(siterec_rp_add(cat, &q), SITEREC_EINVAL);
+	q.kind = 3;
+	th_assert_err(siterec_rp_add(cat, &q), SITEREC_EINVAL);
+	q = p;
+	q.cut_time_ms = -1;
+	th_assert_err(siterec_rp_add(cat, &q), SITEREC_EINVAL);
+	q = p;
+	q.reserved = 1;
+	th_assert_err(siterec_rp_add(cat, &q), SITEREC_EINVAL);
+	q = p;
+	q.version = 0;
+	th_assert_err(siterec_rp_add(cat, &q), SITEREC_EVERSION);
+	q.version = SITEREC_RP_POINT_VERSION + 1;
+	th_assert_err(siterec_rp_add(cat, &q), SITEREC_EVERSION);
+	assert_int_equal(count(cat), 0);
+	/* nothing of the above reached the target */
+	int docs = 0;
+	assert_int_equal(siterec_store_list(st, "vma/points/", docs_cb, &docs), 0);
+	assert_int_equal(docs, 0);
+	assert_int_equal(siterec_rp_add(cat, &p), 0);
+
+	/* the readers */
+	uint64_t n, id;
+	uint8_t buf[512];
+	siterec_rp_point out = SITEREC_RP_POINT_INIT;
+	th_assert_err(siterec_rp_count(NULL, &n), SITEREC_EINVAL);
+	th_assert_err(siterec_rp_count(cat, NULL), SITEREC_EINVAL);
+	th_assert_err(siterec_rp_get(NULL, 0, &out), SITEREC_EINVAL);
+	th_assert_err(siterec_rp_get(cat, 0, NULL), SITEREC_EINVAL);
+	th_assert_err(siterec_rp_find(NULL, 1, &out), SITEREC_EINVAL);
+	th_assert_err(siterec_rp_find(cat, 1, NULL), SITEREC_EINVAL);
+	out.version = 0;
+	th_assert_err(siterec_rp_get(cat, 0, &out), SITEREC_EVERSION);
+	out.version = SITEREC_RP_POINT_VERSION + 1;
+	th_assert_err(siterec_rp_find(cat, 1, &out), SITEREC_EVERSION);
+	th_assert_err(siterec_rp_select(NULL, SITEREC_RP_LATEST, 0, &id), SITEREC_EINVAL);
+	th_assert_err(siterec_rp_select(cat, SITEREC_RP_LATEST, 0, NULL), SITEREC_EINVAL);
+	th_assert_err(siterec_rp_select(cat, 0, 0, &id), SITEREC_EINVAL);
+	th_assert_err(siterec_rp_select(cat, 5, 0, &id), SITEREC_EINVAL);
+	th_assert_err(siterec_rp_read(NULL, 1, 0, buf, sizeof(buf), 0), SITEREC_EINVAL);
+	th_assert_err(siterec_rp_read(cat, 1, 0, NULL, sizeof(buf), 0), SITEREC_EINVAL);
+	th_assert_err(siterec_rp_refresh(NULL), SITEREC_EINVAL);
+	assert_int_equal(siterec_rp_read(cat, 1, 0, buf, sizeof(buf), 0), 0);
+
+	/* the largest id and time there are, read back exactly by another handle */
+	q = p;
+	q.id = UINT64_MAX;
+	q.cut_time_ms = INT64_MAX;
+	assert_int_equal(siterec_rp_add(cat, &q), 0);
+	th_assert_err(siterec_rp_add(cat, &q), SITEREC_ECONFLICT);
+	siterec_rp_catalog *c2 = NULL;
+	assert_int_equal(siterec_rp_open(&c2, st, "vma"), 0);
+	assert_int_equal(count(c2), 2);
+	same_at(cat, c2, 1);
+	out.version = SITEREC_RP_POINT_VERSION;
+	assert_int_equal(siterec_rp_find(c2, UINT64_MAX, &out), 0);
+	assert_true(out.cut_time_ms == INT64_MAX);
+	assert_true(select_id(c2, SITEREC_RP_AT_OR_BEFORE, INT64_MAX) == UINT64_MAX);
+	assert_true(select_id(c2, SITEREC_RP_BY_ID, -1) == UINT64_MAX);
+	siterec_rp_free(c2);
+	siterec_rp_free(cat);
+	siterec_store_free(st);
+}
+
+#define BOTH(fn)                                                                   \
+	static void fn##_file(void **state) { (void)state; run_##fn(0); }              \
+	static void fn##_azure(void **state) { (void)state; run_##fn(1); }
+
+BOTH(points)
+BOTH(race)
+BOTH(prune)
+BOTH(corrupt)
+BOTH(many)
+BOTH(args)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(points_file),  cmocka_unit_test(points_azure),
+		cmocka_unit_test(race_file),    cmocka_unit_test(race_azure),
+		cmocka_unit_test(prune_file),   cmocka_unit_test(prune_azure),
+		cmocka_unit_test(corrupt_file), cmocka_unit_test(corrupt_azure),
+		cmocka_unit_test(many_file),    cmocka_unit_test(many_azure),
+		cmocka_unit_test(args_file),    cmocka_unit_test(args_azure),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
