@@ -11,5 +11,6 @@
 #include "disk.h"
 #include "store.h"
 #include "rp.h"
+#include "journal.h"
 
 #endif /* SITEREC_H */

@@ -168,6 +168,9 @@ int sr_dlog_emit(siterec_dlog *w, uint16_t type, uint64_t offset, uint64_t lengt
                  const uint8_t *data);
 /* Validate an append's range against the writer (state, alignment, disk end). */
 int sr_dlog_check_append(siterec_dlog *w, uint64_t offset, uint64_t length);
+/* Write the buffered records to the file (no sync): the journal calls it after
+ * every append so that a crash of the process loses no record. */
+int sr_dlog_write_out(siterec_dlog *w);
 
 /* ---- reader (reader.c) ---- */
 struct siterec_dlog_reader {

@@ -62,6 +62,15 @@ static int w_flush(siterec_dlog *w)
 	return rc;
 }
 
+int sr_dlog_write_out(siterec_dlog *w)
+{
+	if (w->state == DL_W_BROKEN)
+		return sr_err(SITEREC_ESTATE,
+		              "%s: delta log handle unusable after a write error; reopen the log",
+		              w->path);
+	return w_flush(w);
+}
+
 static int w_datasync(siterec_dlog *w)
 {
 	if (fdatasync(w->fd) != 0) {

@@ -154,6 +154,17 @@ static const struct pin pins[] = {
 	F(siterec_rp_point, n_disks, 24),
 	F(siterec_rp_point, reserved, 28),
 	F(siterec_rp_point, disks, 32),
+	S(siterec_journal_disk, 32),
+	F(siterec_journal_disk, id, 0),
+	F(siterec_journal_disk, size, 8),
+	F(siterec_journal_disk, write, 16),
+	F(siterec_journal_disk, write_payload, 24),
+	S(siterec_journal_options, 24),
+	F(siterec_journal_options, version, 0),
+	F(siterec_journal_options, flags, 4),
+	F(siterec_journal_options, n_disks, 8),
+	F(siterec_journal_options, reserved, 12),
+	F(siterec_journal_options, disks, 16),
 };
 
 int main(void)
