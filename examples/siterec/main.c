@@ -29,6 +29,12 @@ static void usage(FILE *f)
 	        "  log verify LOG        check every checksum (exit 0 whole, 1 torn tail, 2 error)\n"
 	        "  log apply LOG IMAGE   apply a delta log to a raw replica image\n"
 	        "  log coalesce OUT LOG...  merge logs: each changed block once, final content\n"
+	        "  workload DIR --disk ID:PATH:SIZE_MiB [--disk ...] [--rate MBPS]\n"
+	        "           [--seconds N | --writes N] [--block KiB] [--seed S] [--create]\n"
+	        "                        a simulated VM: random writes into raw images through\n"
+	        "                        the journal at DIR, serving rotations, until done or\n"
+	        "                        SIGINT/SIGTERM\n"
+	        "  points URL VM [--json]   a VM's recovery points (id, time, kind, snapshots)\n"
 	        "  version               library version\n"
 	        "\n"
 	        "Encrypted logs: the key comes from SITEREC_LOG_KEY (64 hex digits).\n"
@@ -52,6 +58,10 @@ int main(int argc, char **argv)
 		rc = cmd_store(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "log"))
 		rc = cmd_log(argc - 1, argv + 1);
+	else if (!strcmp(argv[1], "workload"))
+		rc = cmd_workload(argc - 1, argv + 1);
+	else if (!strcmp(argv[1], "points"))
+		rc = cmd_points(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "version")) {
 		printf("libsiterec %s\n", siterec_version(NULL, NULL, NULL));
 		rc = 0;

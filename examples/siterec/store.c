@@ -40,17 +40,7 @@ static int store_usage(void)
 static int open_url(siterec_store **st, const char *url, uint32_t flags, siterec_progress_fn progress,
                     void *payload)
 {
-	siterec_store_options o;
-	siterec_store_options_init(&o, SITEREC_STORE_OPTIONS_VERSION);
-	o.flags = flags;
-	o.account_key = getenv("SITEREC_ACCOUNT_KEY");
-	o.sas_token = getenv("SITEREC_SAS");
-	o.ca_file = ca_file;
-	o.progress = progress;
-	o.progress_payload = payload;
-	if (siterec_store_open(st, url, &o))
-		return cli_fail("store open");
-	return 0;
+	return cli_open_store(st, url, ca_file, flags, progress, payload);
 }
 
 /* Split URL/NAME[@SNAP] in place: *url, *name, *snap (NULL when absent). */

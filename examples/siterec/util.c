@@ -43,3 +43,19 @@ double cli_now(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
+
+int cli_open_store(siterec_store **st, const char *url, const char *ca_file, uint32_t flags,
+                   siterec_progress_fn progress, void *payload)
+{
+	siterec_store_options o;
+	siterec_store_options_init(&o, SITEREC_STORE_OPTIONS_VERSION);
+	o.flags = flags;
+	o.account_key = getenv("SITEREC_ACCOUNT_KEY");
+	o.sas_token = getenv("SITEREC_SAS");
+	o.ca_file = ca_file;
+	o.progress = progress;
+	o.progress_payload = payload;
+	if (siterec_store_open(st, url, &o))
+		return cli_fail("store open");
+	return 0;
+}
