@@ -85,7 +85,7 @@ static int log_verify(const char *path)
 	return 0;
 }
 
-static int log_apply(const char *path, const char *image)
+static int log_apply(const char *path, const char *image, uint32_t flags)
 {
 	uint8_t key[32];
 	siterec_dlog_options o;
@@ -97,7 +97,7 @@ static int log_apply(const char *path, const char *image)
 		return 2;
 	}
 	uint64_t seq = 0;
-	int rc = siterec_dlog_apply_fd(path, &o, 0, fd, &seq);
+	int rc = siterec_dlog_apply_fd(path, &o, flags, fd, &seq);
 	close(fd);
 	if (rc)
 		return cli_fail(path);
@@ -123,10 +123,13 @@ int cmd_log(int argc, char **argv)
 	if (argc == 3 && !strcmp(argv[1], "verify"))
 		return log_verify(argv[2]);
 	if (argc == 4 && !strcmp(argv[1], "apply"))
-		return log_apply(argv[2], argv[3]);
+		return log_apply(argv[2], argv[3], 0);
+	/* the active log of a writer that crashed: its whole records up to the tear */
+	if (argc == 5 && !strcmp(argv[1], "apply") && !strcmp(argv[4], "--allow-torn"))
+		return log_apply(argv[2], argv[3], SITEREC_DLOG_APPLY_ALLOW_TORN);
 	if (argc >= 4 && !strcmp(argv[1], "coalesce"))
 		return log_coalesce(argv[2], argc - 3, argv + 3);
-	fprintf(stderr, "usage: siterec log info LOG [--records] | verify LOG | apply LOG IMAGE | "
+	fprintf(stderr, "usage: siterec log info LOG [--records] | verify LOG | apply LOG IMAGE [--allow-torn] | "
 	                "coalesce OUT LOG...\n");
 	return 2;
 }

@@ -27,6 +27,10 @@ grep -qi 'corrupt\|damaged\|checksum' "$dir/out" || { echo "FAIL: unclear messag
 # apply: damaged log changes nothing; good logs rebuild the replica from the initial copy
 truncate -s 16M "$dir/img"
 check 2 "apply refuses a damaged log" "$cli" log apply "$dir/flip.sdl" "$dir/img"
+cp "$dir/img" "$dir/img.before"
+check 2 "apply refuses a torn log" "$cli" log apply "$dir/torn.sdl" "$dir/img"
+cmp -s "$dir/img" "$dir/img.before" || { echo "FAIL: a refused torn log changed the image"; fails=$((fails + 1)); }
+check 0 "apply --allow-torn takes the whole records" "$cli" log apply "$dir/torn.sdl" "$dir/img.before" --allow-torn
 cmp -s "$dir/img" <(head -c 16777216 /dev/zero) || { echo "FAIL: damaged log changed the image"; fails=$((fails + 1)); }
 check 0 "apply initial" "$cli" log apply "$dir/d/initial.sdl" "$dir/img"
 check 0 "coalesce journals" "$cli" log coalesce "$dir/c.sdl" "$dir/d/journal-2.sdl" "$dir/d/journal-1.sdl"
