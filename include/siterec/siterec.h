@@ -12,5 +12,6 @@
 #include "store.h"
 #include "rp.h"
 #include "journal.h"
+#include "replication.h"
 
 #endif /* SITEREC_H */

@@ -173,7 +173,8 @@ static int r_seal(siterec_dlog_reader *r, const struct dl_rec *h, uint8_t *p, ui
 		              "%s: seal at offset %llu has sequence number %llu, not the last record's %llu",
 		              r->path, (unsigned long long)pos, (unsigned long long)h->seq,
 		              (unsigned long long)r->last_seq);
-	if (h->offset != 0 && h->offset < r->h.first_seq)
+	/* covering up to first_seq - 1 is an empty range: a log without records */
+	if (h->offset != 0 && h->offset + 1 < r->h.first_seq)
 		return sr_err(SITEREC_ECORRUPT,
 		              "%s: seal at offset %llu says the log covers up to sequence %llu, "
 		              "before its first %llu", r->path, (unsigned long long)pos,

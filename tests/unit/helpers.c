@@ -120,6 +120,19 @@ void th_truncate(const char *path, uint64_t len)
 	assert_int_equal(truncate(path, (off_t)len), 0);
 }
 
+void th_sh(const char *fmt, ...)
+{
+	char cmd[8192];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	int rc = system(cmd);
+	if (rc != 0)
+		fprintf(stderr, "command failed (%d): %s\n", rc, cmd);
+	assert_int_equal(rc, 0);
+}
+
 void *th_read_file(const char *path, size_t *len)
 {
 	long long n = th_file_size(path);

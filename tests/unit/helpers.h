@@ -32,6 +32,8 @@ long long th_file_size(const char *path);
 void th_flip_bit(const char *path, uint64_t off, int bit);
 /* Truncate a file to len bytes. */
 void th_truncate(const char *path, uint64_t len);
+/* Run a shell command made from fmt (qemu-img, qemu-io, ...); asserts it exits 0. */
+void th_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The source tree: $SITEREC_SOURCE_ROOT (set by meson), else from an absolute
  * __FILE__. 0, or -1 with a message naming `who`. */
 int th_source_root(char *out, size_t cap, const char *who);
@@ -57,6 +59,21 @@ typedef struct th_azurite {
 } th_azurite;
 int th_azurite_group_start(th_azurite *az, const char *who);
 void th_azurite_group_stop(th_azurite *az);
+/* Defines `static th_azurite var` and the cmocka group_setup/group_teardown that
+ * start and stop it for the test program `who`. */
+#define TH_AZURITE_GROUP(var, who) \
+	static th_azurite var; \
+	static int group_setup(void **state) \
+	{ \
+		(void)state; \
+		return th_azurite_group_start(&var, who); \
+	} \
+	static int group_teardown(void **state) \
+	{ \
+		(void)state; \
+		th_azurite_group_stop(&var); \
+		return 0; \
+	}
 /* A store of a group's target, created if missing: container `name` on its
  * Azurite (azure != 0; max_retries 2) or the directory az->dir/name (file://).
  * Asserts on failure. */

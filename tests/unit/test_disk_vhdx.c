@@ -25,20 +25,6 @@ static int have_qemu(void)
 
 #define NEED_QEMU() do { if (!have_qemu()) skip(); } while (0)
 
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	int rc = system(cmd);
-	if (rc != 0)
-		fprintf(stderr, "command failed (%d): %s\n", rc, cmd);
-	assert_int_equal(rc, 0);
-}
-
 static siterec_disk *open_ok(const char *path, uint32_t format, uint32_t flags)
 {
 	siterec_disk_options o = SITEREC_DISK_OPTIONS_INIT;
@@ -104,7 +90,7 @@ struct wr { uint8_t pat; uint64_t off, len; };
 static void qemu_image(const char *vhdx, const char *raw, const char *subformat,
                        const char *block_size, const char *size, const struct wr *w, int nw)
 {
-	sh("qemu-img create -q -f vhdx -o subformat=%s,block_size=%s '%s' %s", subformat,
+	th_sh("qemu-img create -q -f vhdx -o subformat=%s,block_size=%s '%s' %s", subformat,
 	   block_size, vhdx, size);
 	if (nw) {
 		char cmd[4096];
@@ -113,10 +99,10 @@ static void qemu_image(const char *vhdx, const char *raw, const char *subformat,
 			n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, " -c 'write -P 0x%02x %llu %llu'",
 			              w[i].pat, (unsigned long long)w[i].off, (unsigned long long)w[i].len);
 		snprintf(cmd + n, sizeof(cmd) - (size_t)n, " '%s' >/dev/null", vhdx);
-		sh("%s", cmd);
+		th_sh("%s", cmd);
 	}
 	if (raw)
-		sh("qemu-img convert -f vhdx -O raw '%s' '%s'", vhdx, raw);
+		th_sh("qemu-img convert -f vhdx -O raw '%s' '%s'", vhdx, raw);
 }
 
 static void check_against_raw(const char *vhdx, const char *raw, uint32_t want_kind,

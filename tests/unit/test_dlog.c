@@ -1404,6 +1404,54 @@ static void test_coalesce_more_records_than_seqs(void **state)
 	th_tmpdir_remove(dir);
 }
 
+/* Logs without records (a rotation with no write in between, the journal's usual
+ * idle case): alone or next to others, sealed or not, they coalesce into a log
+ * that reads, verifies and applies as nothing. */
+static void test_coalesce_empty(void **state)
+{
+	(void)state;
+	char *dir = th_tmpdir();
+	char *a = th_path(dir, "a.dlog"), *b = th_path(dir, "b.dlog"), *c = th_path(dir, "c.dlog");
+	char *out = th_path(dir, "out.dlog"), *img = th_path(dir, "img");
+	const uint64_t disk = MiB;
+	siterec_dlog *w = mklog(a, disk, 0, 7);
+	assert_int_equal(siterec_dlog_rotate(w, b), 0);   /* a: sealed, empty */
+	siterec_dlog_free(w);                              /* b: unsealed, empty */
+	siterec_dlog_info info = { .version = SITEREC_DLOG_INFO_VERSION };
+	assert_int_equal(siterec_dlog_verify(a, NULL, &info), 0);
+	const char *ab[2] = { a, b };
+	assert_int_equal(siterec_dlog_coalesce(ab, 2, out, NULL, NULL), 0);
+	assert_int_equal(siterec_dlog_verify(out, NULL, &info), 0);
+	assert_int_equal(info.sealed, 1);
+	assert_int_equal(info.records, 0);
+	uint64_t applied = 0;
+	assert_int_equal(apply_to_file(out, img, disk, 0, &applied), 0);
+	size_t n;
+	uint8_t *got = th_read_file(img, &n), *zero = calloc(1, disk);
+	assert_non_null(zero);
+	assert_memory_equal(got, zero, disk);
+	free(got);
+	/* an empty log after one with data */
+	uint8_t *d = xbuf(4096, 3);
+	w = mklog(c, disk, 0, 1);
+	assert_int_equal(siterec_dlog_append(w, 8192, d, 4096, NULL), 0);
+	assert_int_equal(siterec_dlog_seal(w), 0);
+	siterec_dlog_free(w);
+	unlink(out);
+	const char *cb[2] = { c, b };
+	assert_int_equal(siterec_dlog_coalesce(cb, 2, out, NULL, NULL), 0);
+	assert_int_equal(siterec_dlog_verify(out, NULL, &info), 0);
+	assert_int_equal(info.records, 1);
+	free(d);
+	free(zero);
+	free(a);
+	free(b);
+	free(c);
+	free(out);
+	free(img);
+	th_tmpdir_remove(dir);
+}
+
 static void test_append_frozen(void **state)
 {
 	(void)state;
@@ -1647,6 +1695,7 @@ int main(void)
 		cmocka_unit_test(test_coalesce),
 		cmocka_unit_test(test_coalesce_fragmented),
 		cmocka_unit_test(test_coalesce_more_records_than_seqs),
+		cmocka_unit_test(test_coalesce_empty),
 		cmocka_unit_test(test_append_frozen),
 		cmocka_unit_test(test_random_damage),
 		cmocka_unit_test(test_allocator),

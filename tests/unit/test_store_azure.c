@@ -14,20 +14,7 @@
 #define KiB 1024ull
 #define MiB (1024ull * 1024)
 
-static th_azurite az;
-
-static int group_setup(void **state)
-{
-	(void)state;
-	return th_azurite_group_start(&az, "test_store_azure");
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	th_azurite_group_stop(&az);
-	return 0;
-}
+TH_AZURITE_GROUP(az, "test_store_azure")
 
 static char *url_of(const char *container)
 {

@@ -12,20 +12,7 @@
 
 #define MiB (1024ull * 1024)
 
-static th_azurite g;
-
-static int group_setup(void **state)
-{
-	(void)state;
-	return th_azurite_group_start(&g, "test_store_limits");
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	th_azurite_group_stop(&g);
-	return 0;
-}
+TH_AZURITE_GROUP(g, "test_store_limits")
 
 static double now_s(void)
 {

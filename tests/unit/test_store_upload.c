@@ -13,7 +13,6 @@
 #define KiB 1024ull
 #define MiB (1024ull * 1024)
 
-static th_azurite g;
 
 typedef struct target {
 	const char *label;
@@ -23,18 +22,7 @@ typedef struct target {
 static target file_target = { "file", 0 };
 static target azure_target = { "azurite", 1 };
 
-static int group_setup(void **state)
-{
-	(void)state;
-	return th_azurite_group_start(&g, "test_store_upload");
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	th_azurite_group_stop(&g);
-	return 0;
-}
+TH_AZURITE_GROUP(g, "test_store_upload")
 
 /* The target's store for `container` (a directory or a container, created). */
 static siterec_store *open_target(const target *t, const char *container, siterec_progress_fn fn,

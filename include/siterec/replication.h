@@ -1,0 +1,194 @@
+/*
+ * libsiterec — replication: protect a VM's disks into a storage target and keep
+ * consistent recovery points there on a policy.
+ *
+ * A protected VM has, locally, a state directory (state_dir) holding its journal
+ * (journal.h: the VM's write path logs every write there) and a copy of the
+ * replication state; and, in the target, one replica disk per protected disk
+ * ("VM/disks/DISK"), the recovery points (rp.h, "VM/points/ID") and the
+ * replication state document ("VM/replication", JSON, doc/formats.md), replaced
+ * with If-Match, so another host can see where replication stands.
+ *
+ * The flow, as the seed service does it:
+ *  1. siterec_replication_open() with SITEREC_REPLICATION_PROTECT: the journal is
+ *     created first (the VM's writes are logged from now on), then the state.
+ *  2. siterec_replication_initial(): every protected disk is copied to its
+ *     replica (siterec_store_upload: allocated runs only, all-zero pages skipped,
+ *     resumable after a crash or a restart: it does not start over), while the
+ *     VM keeps writing. Then the journal is rotated and every log since
+ *     protection began is applied to the replicas, so they converge to the
+ *     consistent state of that cut; the first recovery point is recorded.
+ *  3. siterec_replication_cycle(), on the policy's tick (the caller's loop or
+ *     siterec_replication_run()): the journal is rotated (one consistent cut
+ *     across disks), the sealed logs are coalesced, shipped and applied to the
+ *     replicas, each replica is snapshotted and a recovery point added; then the
+ *     shipped logs are released and points past the retention window pruned.
+ *     The VM's writes never wait for any of this.
+ * Every step is recorded before the next begins; after a crash at any instant,
+ * opening again and calling the same function resumes (applying a log twice is
+ * harmless: it holds whole writes). The state document carries a generation
+ * number, +1 at each change, that a stale writer cannot go back behind (its
+ * If-Match fails: SITEREC_ECONFLICT).
+ *
+ * The VM's write path opens the journal at STATE_DIR/journal with
+ * SITEREC_JOURNAL_WRITER and the protected (not excluded) disks, in the VM's
+ * order, ids as in the VM description and sizes rounded up to 512: every write
+ * of the VM goes through siterec_journal_write() (any thread, any process).
+ * On an Azure target each replica is an attachable fixed VHD (the data part
+ * rounded up to a whole MiB, then the footer).
+ *
+ * Threading: one thread at a time per handle.
+ */
+#ifndef SITEREC_REPLICATION_H
+#define SITEREC_REPLICATION_H
+
+#include "common.h"
+#include "store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct siterec_replication siterec_replication;
+
+/** Role of a VM disk. */
+typedef enum siterec_vm_disk_role {
+	SITEREC_DISK_ROLE_OS = 1,    /**< the OS disk: never excluded */
+	SITEREC_DISK_ROLE_DATA = 2
+} siterec_vm_disk_role;
+
+#define SITEREC_VM_DISK_EXCLUDED 0x1u  /**< never read, logged or shipped */
+
+/** One disk of a VM, as the caller describes it. */
+typedef struct siterec_vm_disk {
+	const char *id;           /**< 1..64 of [A-Za-z0-9._-], unique in the VM; names its replica */
+	const char *path;         /**< image to read (raw, VHD, VHDX: disk.h), or NULL to use read */
+	siterec_read_fn read;     /**< when path is NULL: reads the disk */
+	void *read_payload;
+	uint64_t size;            /**< when path is NULL: bytes (a multiple of 512) */
+	uint32_t role;            /**< siterec_vm_disk_role */
+	uint32_t flags;           /**< SITEREC_VM_DISK_* */
+} siterec_vm_disk;
+
+#define SITEREC_VM_VERSION 1
+
+/** A VM to protect. */
+typedef struct siterec_vm {
+	unsigned int version;     /**< SITEREC_VM_VERSION */
+	uint32_t generation;      /**< 1 or 2 (Hyper-V generation) */
+	const char *id;           /**< 1..64 of [A-Za-z0-9._-], not starting with '.' */
+	const char *name;         /**< display name, any UTF-8, or NULL */
+	uint32_t n_disks;         /**< 1..64, exactly one SITEREC_DISK_ROLE_OS */
+	uint32_t reserved;
+	const siterec_vm_disk *disks;
+} siterec_vm;
+
+#define SITEREC_POLICY_CONTINUOUS 0u   /**< interval_s 0: a cycle whenever logs have data */
+
+#define SITEREC_REPLICATION_PROTECT 0x1u  /**< create the protection (SITEREC_EEXISTS if it exists) */
+
+/**
+ * Quiesce callback for app-consistent points: called with freeze = 1 just before
+ * the cut and freeze = 0 just after it; a non-zero return from the freeze makes
+ * the point crash-consistent (the cycle goes on).
+ */
+typedef int (*siterec_quiesce_fn)(int freeze, void *payload);
+
+#define SITEREC_REPLICATION_OPTIONS_VERSION 1
+
+typedef struct siterec_replication_options {
+	unsigned int version;          /**< SITEREC_REPLICATION_OPTIONS_VERSION */
+	uint32_t flags;                /**< SITEREC_REPLICATION_* */
+	const char *state_dir;         /**< local directory (journal and state copy); created when protecting */
+	siterec_store *store;          /**< the target; must outlive the handle */
+	uint32_t interval_s;           /**< copy frequency: 30, 300 or 900, or SITEREC_POLICY_CONTINUOUS */
+	uint32_t app_every_s;          /**< an app-consistent point every this many seconds; 0 = never */
+	uint64_t retention_s;          /**< recovery points older than this are pruned; 0 = 86400 */
+	siterec_quiesce_fn quiesce;    /**< or NULL */
+	void *quiesce_payload;
+	siterec_progress_fn progress;  /**< bytes done of bytes to do in initial replication and cycles */
+	void *progress_payload;
+} siterec_replication_options;
+
+#define SITEREC_REPLICATION_OPTIONS_INIT \
+	{ SITEREC_REPLICATION_OPTIONS_VERSION, 0, NULL, NULL, 300, 0, 0, NULL, NULL, NULL, NULL }
+
+/** @since 0.1 */
+SITEREC_API int siterec_replication_options_init(siterec_replication_options *opts,
+                                                 unsigned int version);
+
+/**
+ * Protect a VM (SITEREC_REPLICATION_PROTECT) or open its protection again. The VM
+ * description must match what was protected, except that new disks may be added
+ * (each gets its own initial replication; the others go on; not supported yet:
+ * SITEREC_EUNSUPPORTED naming the count). Errors: SITEREC_EINVAL
+ * (an excluded OS disk, no or two OS disks, bad ids, bad policy), SITEREC_EEXISTS,
+ * SITEREC_ENOTFOUND (not protected), SITEREC_ECONFLICT (a disk removed or resized),
+ * the store's errors. @since 0.1
+ */
+SITEREC_API int siterec_replication_open(siterec_replication **out, const siterec_vm *vm,
+                                         const siterec_replication_options *opts);
+
+/** NULL accepted. @since 0.1 */
+SITEREC_API void siterec_replication_free(siterec_replication *r);
+
+/**
+ * Run (or resume) the initial replication of every disk that still needs one,
+ * then record the first recovery point. Returns at once when there is nothing to
+ * do. @since 0.1
+ */
+SITEREC_API int siterec_replication_initial(siterec_replication *r);
+
+/** Replication states. */
+typedef enum siterec_replication_state {
+	SITEREC_REPL_INITIAL = 1,       /**< initial replication pending or running */
+	SITEREC_REPL_PROTECTED = 2,     /**< delta cycles */
+	SITEREC_REPL_RESYNC = 3,        /**< a resync is needed (log lost, tracking lost) */
+	SITEREC_REPL_CRITICAL = 4       /**< a fatal failure; reason in the status */
+} siterec_replication_state;
+
+#define SITEREC_CYCLE_RESULT_VERSION 1
+
+/** What a cycle did (caller sets version). */
+typedef struct siterec_cycle_result {
+	unsigned int version;        /**< SITEREC_CYCLE_RESULT_VERSION */
+	uint32_t kind;               /**< siterec_rp_kind of the point added, 0 if none */
+	uint64_t point_id;           /**< id of the point added (0 if none) */
+	int64_t cut_time_ms;         /**< its cut */
+	uint64_t bytes_shipped;      /**< data bytes sent to the target */
+	uint64_t points_pruned;
+} siterec_cycle_result;
+
+/**
+ * One delta cycle (see the top of this header); result may be NULL. Requires the
+ * initial replication done (SITEREC_ESTATE otherwise). With nothing written since
+ * the last point, a point is still added (an RPO is measured from points).
+ * @since 0.1
+ */
+SITEREC_API int siterec_replication_cycle(siterec_replication *r, siterec_cycle_result *result);
+
+#define SITEREC_REPLICATION_STATUS_VERSION 1
+
+/** Where replication stands (caller sets version). */
+typedef struct siterec_replication_status {
+	unsigned int version;         /**< SITEREC_REPLICATION_STATUS_VERSION */
+	uint32_t state;               /**< siterec_replication_state */
+	uint64_t generation;          /**< of the state document */
+	uint64_t last_point_id;       /**< 0 when none */
+	int64_t last_point_time_ms;   /**< cut of the newest point, 0 when none */
+	uint64_t points;              /**< number of points kept */
+	uint64_t bytes_shipped;       /**< in total since protection */
+	uint64_t pending_bytes;       /**< logged and not yet shipped (the churn waiting): an
+	                                   approximation, the size of the log files not yet applied */
+	char reason[256];             /**< for SITEREC_REPL_CRITICAL / RESYNC, else "" */
+} siterec_replication_status;
+
+/** @since 0.1 */
+SITEREC_API int siterec_replication_status_get(siterec_replication *r,
+                                               siterec_replication_status *status);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SITEREC_REPLICATION_H */

@@ -1,0 +1,934 @@
+/* Replication: protect a VM's disks into a store and keep recovery points there
+ * (include/siterec/replication.h). Built only on the public layers below (journal,
+ * dlog, store, rp, disk) plus the store's backend name (an Azure target gets
+ * VHD-shaped replicas).
+ *
+ * State: the document "VM/replication" (doc/formats.md "Replication state"),
+ * replaced with If-Match at every step, and a local copy STATE_DIR/state.json.
+ * Every step is idempotent from what the state records: uploads resume, logs
+ * are absolute (applying one twice is harmless) and are released only once the
+ * state records them applied, a point's id is above every id present. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "internal.h"
+#include "siterec/disk.h"
+#include "siterec/dlog.h"
+#include "siterec/journal.h"
+#include "siterec/replication.h"
+#include "siterec/rp.h"
+#include "../store/store_internal.h"
+
+#define REPL_FORMAT 1
+#define REPL_MAX_DISKS 64
+#define REPL_ID_MAX 64
+#define REPL_DOC_MAX (1u << 20)
+
+static const size_t repl_opt_sizes[] = { 0, sizeof(siterec_replication_options) };
+
+typedef struct repl_disk {
+	char *id;
+	char *path;
+	siterec_read_fn read;
+	void *read_payload;
+	uint64_t size;        /* bytes, a multiple of 512 */
+	uint32_t role;
+	uint32_t excluded;
+	uint32_t copied;      /* initial copy done (state) */
+	char name[REPL_ID_MAX * 2 + 16];  /* "VM/disks/DISK" */
+} repl_disk;
+
+typedef struct repl_state {
+	uint64_t generation;
+	uint32_t state;
+	char protection[33];
+	uint64_t first_seq;
+	uint64_t last_applied;
+	uint64_t cycle;
+	int64_t created_ms;
+	int64_t last_cut_ms;
+	int64_t last_app_ms;
+	uint64_t bytes_shipped;
+	char reason[256];
+} repl_state;
+
+struct siterec_replication {
+	siterec_replication_options opts;
+	char *state_dir;
+	char *vm_id;
+	char *vm_name;
+	uint32_t vm_generation;
+	int azure;
+	uint32_t n;              /* disks in state order: protected ones first are journal order */
+	repl_disk *disks;
+	uint32_t n_prot;
+	uint32_t *prot;          /* indexes into disks of the protected disks, journal order */
+	siterec_journal *jr;
+	siterec_rp_catalog *cat;
+	repl_state st;
+	char etag[SITEREC_STORE_ETAG_MAX];
+	char doc_name[REPL_ID_MAX + 16];
+};
+
+SITEREC_API int siterec_replication_options_init(siterec_replication_options *opts,
+                                                 unsigned int version)
+{
+	int rc = sr_options_init(opts, version, repl_opt_sizes, SITEREC_REPLICATION_OPTIONS_VERSION,
+	                         "replication");
+	if (rc == 0)
+		opts->interval_s = 300;
+	return rc;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int id_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n < 1 || n > REPL_ID_MAX || s[0] == '.')
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return 0;
+	}
+	return strstr(s, "..") == NULL;
+}
+
+static const char *state_name(uint32_t s)
+{
+	switch (s) {
+	case SITEREC_REPL_INITIAL: return "initial";
+	case SITEREC_REPL_PROTECTED: return "protected";
+	case SITEREC_REPL_RESYNC: return "resync";
+	case SITEREC_REPL_CRITICAL: return "critical";
+	default: return NULL;
+	}
+}
+
+static uint32_t state_parse(const char *s)
+{
+	for (uint32_t v = SITEREC_REPL_INITIAL; s && v <= SITEREC_REPL_CRITICAL; v++)
+		if (strcmp(s, state_name(v)) == 0)
+			return v;
+	return 0;
+}
+
+static void disks_free(repl_disk *d, uint32_t n)
+{
+	for (uint32_t i = 0; d && i < n; i++) {
+		sr_free(d[i].id);
+		sr_free(d[i].path);
+	}
+	sr_free(d);
+}
+
+SITEREC_API void siterec_replication_free(siterec_replication *r)
+{
+	if (!r)
+		return;
+	siterec_rp_free(r->cat);
+	siterec_journal_free(r->jr);
+	disks_free(r->disks, r->n);
+	sr_free(r->prot);
+	sr_free(r->state_dir);
+	sr_free(r->vm_id);
+	sr_free(r->vm_name);
+	sr_free(r);
+}
+
+/* ---- the VM description ---- */
+
+/* Size of a disk as replicated: an image's virtual size, or the caller's size. */
+static int disk_size_of(const siterec_vm_disk *d, uint64_t *size)
+{
+	if (!d->path) {
+		if (!d->read)
+			return sr_err(SITEREC_EINVAL, "replication: disk %s has neither a path nor a read callback", d->id);
+		if (!d->size || d->size % 512)
+			return sr_err(SITEREC_EINVAL, "replication: disk %s: size %" PRIu64 " is not a non-zero multiple of 512",
+			              d->id, d->size);
+		*size = d->size;
+		return 0;
+	}
+	siterec_disk *img = NULL;
+	int rc = siterec_disk_open(&img, d->path, NULL);
+	if (rc)
+		return rc;
+	siterec_disk_info info = { .version = SITEREC_DISK_INFO_VERSION };
+	rc = siterec_disk_info_get(img, &info);
+	siterec_disk_free(img);
+	if (rc)
+		return rc;
+	if (!info.virtual_size || info.virtual_size % 512)
+		return sr_err(SITEREC_EINVAL, "replication: disk %s: image %s has a size of %" PRIu64
+		              " bytes, not a non-zero multiple of 512", d->id, d->path, info.virtual_size);
+	*size = info.virtual_size;
+	return 0;
+}
+
+/* Check a VM description; fills r->disks (in the VM's order). */
+static int vm_load(siterec_replication *r, const siterec_vm *vm)
+{
+	if (!vm)
+		return sr_err(SITEREC_EINVAL, "replication: the VM description is NULL");
+	if (vm->version < 1 || vm->version > SITEREC_VM_VERSION)
+		return sr_err(SITEREC_EVERSION, "replication: VM description version %u is not supported (1..%u)",
+		              vm->version, SITEREC_VM_VERSION);
+	if (!id_ok(vm->id))
+		return sr_err(SITEREC_EINVAL, "replication: VM id must be 1..64 of [A-Za-z0-9._-], not starting with '.'");
+	if (vm->generation != 1 && vm->generation != 2)
+		return sr_err(SITEREC_EINVAL, "replication: VM %s: generation %u is not 1 or 2", vm->id, vm->generation);
+	if (vm->n_disks < 1 || vm->n_disks > REPL_MAX_DISKS || !vm->disks)
+		return sr_err(SITEREC_EINVAL, "replication: VM %s: %u disks (1..64 required)", vm->id, vm->n_disks);
+	uint32_t n_os = 0, n_prot = 0;
+	for (uint32_t i = 0; i < vm->n_disks; i++) {
+		const siterec_vm_disk *d = &vm->disks[i];
+		if (!id_ok(d->id))
+			return sr_err(SITEREC_EINVAL, "replication: VM %s: disk %u: id must be 1..64 of [A-Za-z0-9._-], not starting with '.'",
+			              vm->id, i);
+		for (uint32_t k = 0; k < i; k++)
+			if (strcmp(vm->disks[k].id, d->id) == 0)
+				return sr_err(SITEREC_EINVAL, "replication: VM %s: disk id %s appears twice", vm->id, d->id);
+		if (d->role != SITEREC_DISK_ROLE_OS && d->role != SITEREC_DISK_ROLE_DATA)
+			return sr_err(SITEREC_EINVAL, "replication: VM %s: disk %s: role %u is not OS or data", vm->id, d->id, d->role);
+		if (d->flags & ~SITEREC_VM_DISK_EXCLUDED)
+			return sr_err(SITEREC_EINVAL, "replication: VM %s: disk %s: unknown flags 0x%x", vm->id, d->id, d->flags);
+		if (d->role == SITEREC_DISK_ROLE_OS) {
+			n_os++;
+			if (d->flags & SITEREC_VM_DISK_EXCLUDED)
+				return sr_err(SITEREC_EINVAL, "replication: VM %s: the OS disk %s cannot be excluded", vm->id, d->id);
+		}
+		if (!(d->flags & SITEREC_VM_DISK_EXCLUDED))
+			n_prot++;
+	}
+	if (n_os != 1)
+		return sr_err(SITEREC_EINVAL, "replication: VM %s has %u OS disks (exactly one required)", vm->id, n_os);
+	if (!(r->vm_id = sr_strdup(vm->id)) || (vm->name && !(r->vm_name = sr_strdup(vm->name))) ||
+	    !(r->disks = sr_calloc(vm->n_disks, sizeof(repl_disk))) ||
+	    !(r->prot = sr_calloc(n_prot, sizeof(uint32_t))))
+		return sr_err(SITEREC_ENOMEM, "replication: out of memory");
+	r->vm_generation = vm->generation;
+	r->n = vm->n_disks;
+	for (uint32_t i = 0; i < vm->n_disks; i++) {
+		const siterec_vm_disk *d = &vm->disks[i];
+		repl_disk *rd = &r->disks[i];
+		if (!(rd->id = sr_strdup(d->id)) || (d->path && !(rd->path = sr_strdup(d->path))))
+			return sr_err(SITEREC_ENOMEM, "replication: out of memory");
+		rd->read = d->read;
+		rd->read_payload = d->read_payload;
+		rd->role = d->role;
+		rd->excluded = (d->flags & SITEREC_VM_DISK_EXCLUDED) != 0;
+		snprintf(rd->name, sizeof(rd->name), "%s/disks/%s", vm->id, d->id);
+		int rc;
+		if (rd->excluded)   /* never read: its size is what the caller says */
+			rd->size = (d->size + 511) / 512 * 512;
+		else if ((rc = disk_size_of(d, &rd->size)) != 0)
+			return rc;
+		else
+			r->prot[r->n_prot++] = i;
+	}
+	return 0;
+}
+
+/* ---- the state document ---- */
+
+/* 64-bit values are decimal strings (JSON numbers are doubles). */
+static void add_u64(cJSON *o, const char *key, uint64_t v)
+{
+	char buf[24];
+	snprintf(buf, sizeof(buf), "%" PRIu64, v);
+	cJSON_AddItemToObject(o, key, cJSON_CreateString(buf));
+}
+
+static cJSON *state_json(const siterec_replication *r, const repl_state *s)
+{
+	cJSON *o = cJSON_CreateObject(), *disks = cJSON_CreateArray();
+	if (!o || !disks) {
+		cJSON_Delete(o);
+		cJSON_Delete(disks);
+		return NULL;
+	}
+	cJSON_AddItemToObject(o, "format", cJSON_CreateString("siterec-replication"));
+	cJSON_AddItemToObject(o, "version", cJSON_CreateNumber(REPL_FORMAT));
+	cJSON_AddItemToObject(o, "vm", cJSON_CreateString(r->vm_id));
+	cJSON_AddItemToObject(o, "name", r->vm_name ? cJSON_CreateString(r->vm_name) : cJSON_CreateNull());
+	cJSON_AddItemToObject(o, "vm_generation", cJSON_CreateNumber(r->vm_generation));
+	add_u64(o, "generation", (uint64_t)s->generation);
+	cJSON_AddItemToObject(o, "protection", cJSON_CreateString(s->protection));
+	cJSON_AddItemToObject(o, "state", cJSON_CreateString(state_name(s->state)));
+	cJSON_AddItemToObject(o, "reason", cJSON_CreateString(s->reason));
+	add_u64(o, "first_seq", (uint64_t)s->first_seq);
+	add_u64(o, "last_applied_seq", (uint64_t)s->last_applied);
+	add_u64(o, "cycle", (uint64_t)s->cycle);
+	add_u64(o, "created_ms", (uint64_t)s->created_ms);
+	add_u64(o, "last_cut_ms", (uint64_t)s->last_cut_ms);
+	add_u64(o, "last_app_ms", (uint64_t)s->last_app_ms);
+	add_u64(o, "bytes_shipped", (uint64_t)s->bytes_shipped);
+	cJSON_AddItemToObject(o, "interval_s", cJSON_CreateNumber(r->opts.interval_s));
+	cJSON_AddItemToObject(o, "disks", disks);
+	for (uint32_t i = 0; i < r->n; i++) {
+		const repl_disk *d = &r->disks[i];
+		cJSON *e = cJSON_CreateObject();
+		if (!e) {
+			cJSON_Delete(o);
+			return NULL;
+		}
+		cJSON_AddItemToArray(disks, e);
+		cJSON_AddItemToObject(e, "id", cJSON_CreateString(d->id));
+		add_u64(e, "size", d->size);
+		cJSON_AddItemToObject(e, "role", cJSON_CreateString(d->role == SITEREC_DISK_ROLE_OS ? "os" : "data"));
+		cJSON_AddItemToObject(e, "excluded", cJSON_CreateBool(d->excluded));
+		cJSON_AddItemToObject(e, "copied", cJSON_CreateBool(d->copied));
+	}
+	return o;
+}
+
+/* Write state s (generation = s->generation + 1) with If-Match on our ETag ("" to
+ * create), then the local copy. r->st becomes s on success. */
+static int state_put(siterec_replication *r, const repl_state *s_in, int create)
+{
+	repl_state s = *s_in;
+	s.generation++;
+	cJSON *o = state_json(r, &s);
+	char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+	cJSON_Delete(o);
+	if (!text)
+		return sr_err(SITEREC_ENOMEM, "replication: out of memory writing the state of %s", r->vm_id);
+	char etag[SITEREC_STORE_ETAG_MAX];
+	int rc = siterec_store_doc_put(r->opts.store, r->doc_name, text, strlen(text),
+	                               create ? "" : r->etag, etag, sizeof(etag));
+	if (rc == SITEREC_ECONFLICT)
+		rc = create ? sr_err(SITEREC_EEXISTS, "replication: VM %s is protected already (%s exists)",
+		                     r->vm_id, r->doc_name)
+		            : sr_err(SITEREC_ECONFLICT, "replication: the state of VM %s was changed by another "
+		                     "host or process (generation past %" PRIu64 "): open it again",
+		                     r->vm_id, s_in->generation);
+	if (rc == 0) {
+		memcpy(r->etag, etag, sizeof(etag));
+		r->st = s;
+		char path[4200];
+		snprintf(path, sizeof(path), "%s/state.json", r->state_dir);
+		rc = sr_file_replace(path, text, strlen(text));
+	}
+	cJSON_free(text);
+	return rc;
+}
+
+static int json_u64(const cJSON *o, const char *key, uint64_t *v)
+{
+	const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, key);
+	const char *t = cJSON_IsString(n) ? n->valuestring : NULL;
+	size_t len = t ? strlen(t) : 0;
+	if (len < 1 || len > 20 || (len > 1 && t[0] == '0') || strspn(t, "0123456789") != len)
+		return -1;
+	errno = 0;
+	unsigned long long x = strtoull(t, NULL, 10);
+	if (errno)
+		return -1;
+	*v = x;
+	return 0;
+}
+
+static int json_i64(const cJSON *o, const char *key, int64_t *v)
+{
+	uint64_t u;
+	if (json_u64(o, key, &u) || u > INT64_MAX)
+		return -1;
+	*v = (int64_t)u;
+	return 0;
+}
+
+static int state_bad(const siterec_replication *r, const char *why)
+{
+	return sr_err(SITEREC_ECORRUPT, "replication: state document %s is damaged: %s", r->doc_name, why);
+}
+
+/* Read the state document into r->st and the disks' copied flags; check the VM
+ * description against it (reopen). */
+static int state_load(siterec_replication *r, int check_vm)
+{
+	void *data = NULL;
+	size_t len = 0;
+	char etag[SITEREC_STORE_ETAG_MAX];
+	int rc = siterec_store_doc_get(r->opts.store, r->doc_name, &data, &len, etag, sizeof(etag));
+	if (rc == SITEREC_ENOTFOUND)
+		return sr_err(SITEREC_ENOTFOUND, "replication: VM %s is not protected in this target (no %s)",
+		              r->vm_id, r->doc_name);
+	if (rc)
+		return rc;
+	cJSON *o = cJSON_ParseWithLength(data, len);
+	siterec_free(data);
+	repl_state s;
+	memset(&s, 0, sizeof(s));
+	const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(o, "format"),
+	            *ver = cJSON_GetObjectItemCaseSensitive(o, "version");
+	const cJSON *disks = cJSON_GetObjectItemCaseSensitive(o, "disks");
+	const cJSON *vm = cJSON_GetObjectItemCaseSensitive(o, "vm"),
+	            *prot = cJSON_GetObjectItemCaseSensitive(o, "protection"),
+	            *st = cJSON_GetObjectItemCaseSensitive(o, "state"),
+	            *reason = cJSON_GetObjectItemCaseSensitive(o, "reason");
+	if (!cJSON_IsObject(o))
+		rc = state_bad(r, "not a JSON object");
+	else if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "siterec-replication") != 0)
+		rc = state_bad(r, "\"format\" is not \"siterec-replication\"");
+	else if (!cJSON_IsNumber(ver) || !(ver->valuedouble >= 1 && ver->valuedouble <= 0x1p53) ||
+	         ver->valuedouble != (double)(uint64_t)ver->valuedouble)
+		rc = state_bad(r, "no valid \"version\"");
+	else if (ver->valuedouble > REPL_FORMAT)
+		rc = sr_err(SITEREC_EVERSION, "replication: state document %s has version %.0f"
+		            " (this library reads up to %d)", r->doc_name, ver->valuedouble, REPL_FORMAT);
+	else if (!cJSON_IsString(vm) || strcmp(vm->valuestring, r->vm_id) != 0)
+		rc = state_bad(r, "\"vm\" does not name this VM");
+	else if (!cJSON_IsString(prot) || strlen(prot->valuestring) >= sizeof(s.protection) ||
+	         !prot->valuestring[0])
+		rc = state_bad(r, "no valid \"protection\"");
+	else if (!cJSON_IsString(st) || !(s.state = state_parse(st->valuestring)))
+		rc = state_bad(r, "no valid \"state\"");
+	else if (json_u64(o, "generation", &s.generation) || json_u64(o, "first_seq", &s.first_seq) ||
+	         json_u64(o, "last_applied_seq", &s.last_applied) || json_u64(o, "cycle", &s.cycle) ||
+	         json_i64(o, "created_ms", &s.created_ms) || json_i64(o, "last_cut_ms", &s.last_cut_ms) ||
+	         json_i64(o, "last_app_ms", &s.last_app_ms) ||
+	         json_u64(o, "bytes_shipped", &s.bytes_shipped))
+		rc = state_bad(r, "a counter is missing or out of range");
+	else if (!cJSON_IsArray(disks) || cJSON_GetArraySize(disks) < 1 ||
+	         cJSON_GetArraySize(disks) > REPL_MAX_DISKS)
+		rc = state_bad(r, "no valid \"disks\" array");
+	if (rc == 0) {
+		snprintf(s.protection, sizeof(s.protection), "%s", prot->valuestring);
+		if (cJSON_IsString(reason))
+			snprintf(s.reason, sizeof(s.reason), "%s", reason->valuestring);
+	}
+	/* The disks, in the state's order (the journal's order for protected ones). */
+	uint32_t n = rc ? 0 : (uint32_t)cJSON_GetArraySize(disks);
+	repl_disk *nd = rc ? NULL : sr_calloc(n, sizeof(repl_disk));
+	uint32_t *np = rc ? NULL : sr_calloc(n, sizeof(uint32_t)), n_prot = 0;
+	if (rc == 0 && (!nd || !np))
+		rc = sr_err(SITEREC_ENOMEM, "replication: out of memory");
+	for (uint32_t i = 0; rc == 0 && i < n; i++) {
+		const cJSON *e = cJSON_GetArrayItem(disks, (int)i);
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id"),
+		            *ex = cJSON_GetObjectItemCaseSensitive(e, "excluded"),
+		            *cp = cJSON_GetObjectItemCaseSensitive(e, "copied");
+		uint64_t size;
+		if (!cJSON_IsString(id) || !id_ok(id->valuestring) || json_u64(e, "size", &size) ||
+		    !cJSON_IsBool(ex) || !cJSON_IsBool(cp)) {
+			rc = state_bad(r, "a disk entry lacks id, size, excluded or copied");
+			break;
+		}
+		const repl_disk *vd = NULL;
+		for (uint32_t k = 0; k < r->n; k++)
+			if (strcmp(r->disks[k].id, id->valuestring) == 0)
+				vd = &r->disks[k];
+		if (!vd) {
+			rc = sr_err(SITEREC_ECONFLICT, "replication: VM %s: disk %s is protected but missing from the "
+			            "VM description (removing disks is not supported)", r->vm_id, id->valuestring);
+			break;
+		}
+		if (check_vm && (uint32_t)cJSON_IsTrue(ex) != vd->excluded) {
+			rc = sr_err(SITEREC_ECONFLICT, "replication: VM %s: disk %s was protected %s exclusion",
+			            r->vm_id, vd->id, cJSON_IsTrue(ex) ? "with" : "without");
+			break;
+		}
+		if (check_vm && !vd->excluded && size != vd->size) {
+			rc = sr_err(SITEREC_ECONFLICT, "replication: VM %s: disk %s was resized from %" PRIu64
+			            " to %" PRIu64 " bytes since it was protected", r->vm_id, vd->id, size, vd->size);
+			break;
+		}
+		nd[i] = *vd;
+		if (!(nd[i].id = sr_strdup(vd->id)) || (vd->path && !(nd[i].path = sr_strdup(vd->path)))) {
+			rc = sr_err(SITEREC_ENOMEM, "replication: out of memory");
+			break;
+		}
+		nd[i].copied = cJSON_IsTrue(cp);
+		if (!nd[i].excluded)
+			np[n_prot++] = i;
+	}
+	if (rc == 0 && check_vm && n != r->n)
+		rc = sr_err(SITEREC_EUNSUPPORTED, "replication: VM %s: adding disks to an existing protection "
+		            "is not supported by this version (protected: %u disks, described: %u)",
+		            r->vm_id, n, r->n);
+	cJSON_Delete(o);
+	if (rc) {
+		disks_free(nd, n);
+		sr_free(np);
+		return rc;
+	}
+	disks_free(r->disks, r->n);
+	sr_free(r->prot);
+	r->disks = nd;
+	r->n = n;
+	r->prot = np;
+	r->n_prot = n_prot;
+	r->st = s;
+	memcpy(r->etag, etag, sizeof(etag));
+	return 0;
+}
+
+/* ---- open ---- */
+
+static int journal_open(siterec_replication *r, uint32_t flags)
+{
+	siterec_journal_disk jd[REPL_MAX_DISKS];
+	memset(jd, 0, sizeof(jd));
+	for (uint32_t i = 0; i < r->n_prot; i++) {
+		jd[i].id = r->disks[r->prot[i]].id;
+		jd[i].size = r->disks[r->prot[i]].size;
+	}
+	siterec_journal_options jo = SITEREC_JOURNAL_OPTIONS_INIT;
+	jo.flags = flags;
+	jo.n_disks = r->n_prot;
+	jo.disks = jd;
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/journal", r->state_dir);
+	return siterec_journal_open(&r->jr, path, &jo);
+}
+
+SITEREC_API int siterec_replication_open(siterec_replication **out, const siterec_vm *vm,
+                                         const siterec_replication_options *opts)
+{
+	if (!out)
+		return sr_err(SITEREC_EINVAL, "replication open: out is NULL");
+	*out = NULL;
+	if (!opts)
+		return sr_err(SITEREC_EINVAL, "replication open: options are NULL (state_dir and store are required)");
+	siterec_replication *r = sr_calloc(1, sizeof(*r));
+	if (!r)
+		return sr_err(SITEREC_ENOMEM, "replication: out of memory");
+	siterec_replication_options *o = &r->opts;
+	siterec_replication_options_init(o, SITEREC_REPLICATION_OPTIONS_VERSION);
+	int rc = sr_options_copy(o, opts, repl_opt_sizes, SITEREC_REPLICATION_OPTIONS_VERSION, "replication");
+	if (rc == 0 && (o->flags & ~SITEREC_REPLICATION_PROTECT))
+		rc = sr_err(SITEREC_EINVAL, "replication: unknown flags 0x%x", o->flags & ~SITEREC_REPLICATION_PROTECT);
+	else if (rc == 0 && (!o->state_dir || !o->state_dir[0] || strlen(o->state_dir) > 4000))
+		rc = sr_err(SITEREC_EINVAL, "replication: state_dir is required (at most 4000 bytes)");
+	else if (rc == 0 && !o->store)
+		rc = sr_err(SITEREC_EINVAL, "replication: store is required");
+	else if (rc == 0 && o->interval_s != SITEREC_POLICY_CONTINUOUS && o->interval_s != 30 &&
+	         o->interval_s != 300 && o->interval_s != 900)
+		rc = sr_err(SITEREC_EINVAL, "replication: interval_s %u is not 30, 300, 900 or 0 (continuous)",
+		            o->interval_s);
+	if (rc == 0 && !(r->state_dir = sr_strdup(o->state_dir)))
+		rc = sr_err(SITEREC_ENOMEM, "replication: out of memory");
+	if (rc == 0) {
+		o->state_dir = r->state_dir;
+		if (o->retention_s == 0)
+			o->retention_s = 86400;
+		r->azure = strcmp(o->store->ops->name, "azure") == 0;
+		rc = vm_load(r, vm);
+	}
+	if (rc == 0)
+		snprintf(r->doc_name, sizeof(r->doc_name), "%s/replication", r->vm_id);
+	if (rc == 0 && (o->flags & SITEREC_REPLICATION_PROTECT)) {
+		/* the journal first: the VM's writes are logged from now on */
+		if (mkdir(r->state_dir, 0700) != 0 && errno != EEXIST)
+			rc = sr_err_os(sr_errno_code(errno), errno, "replication: cannot create state_dir %s",
+			               r->state_dir);
+		if (rc == 0)
+			rc = journal_open(r, SITEREC_JOURNAL_CREATE);
+		uint64_t oldest = 0;
+		if (rc == 0)
+			rc = siterec_journal_seqs(r->jr, NULL, &oldest);
+		uint8_t rnd[16];
+		if (rc == 0)
+			rc = sr_random_bytes(rnd, sizeof(rnd));
+		if (rc == 0) {
+			repl_state s;
+			memset(&s, 0, sizeof(s));
+			s.state = SITEREC_REPL_INITIAL;
+			for (int i = 0; i < 16; i++)
+				snprintf(s.protection + 2 * i, 3, "%02x", rnd[i]);
+			s.first_seq = oldest;
+			s.last_applied = oldest - 1;
+			s.created_ms = now_ms();
+			rc = state_put(r, &s, 1);
+		}
+	} else if (rc == 0) {
+		if ((rc = state_load(r, 1)) == 0)
+			rc = journal_open(r, 0);
+	}
+	if (rc == 0)
+		rc = siterec_rp_open(&r->cat, o->store, r->vm_id);
+	if (rc) {
+		siterec_replication_free(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+/* ---- shipping logs ---- */
+
+typedef struct ship_ctx {
+	siterec_replication *r;
+	siterec_store_writer *w;
+	int has_data;          /* the disk's logs hold records to apply */
+	siterec_extent *ext;
+	size_t n_ext, cap_ext;
+	uint64_t bytes;        /* non-zero data sent */
+	uint64_t done, total;  /* progress over all disks */
+} ship_ctx;
+
+static int ship_write(const void *buf, size_t len, uint64_t off, void *payload)
+{
+	ship_ctx *c = payload;
+	int rc = siterec_store_writer_write_cb(buf, len, off, c->w);
+	if (rc)
+		return rc;
+	if (!sr_is_zero(buf, len))
+		c->bytes += len;
+	if (c->n_ext && c->ext[c->n_ext - 1].offset + c->ext[c->n_ext - 1].length == off) {
+		c->ext[c->n_ext - 1].length += len;
+	} else if (c->n_ext && off < c->ext[c->n_ext - 1].offset + c->ext[c->n_ext - 1].length) {
+		return sr_err(SITEREC_ECORRUPT, "replication: a coalesced log is not in ascending order");
+	} else {
+		if (c->n_ext == c->cap_ext) {
+			size_t cap = c->cap_ext ? c->cap_ext * 2 : 64;
+			siterec_extent *e = sr_realloc(c->ext, cap * sizeof(*e));
+			if (!e)
+				return sr_err(SITEREC_ENOMEM, "replication: out of memory for extents");
+			c->ext = e;
+			c->cap_ext = cap;
+		}
+		c->ext[c->n_ext].offset = off;
+		c->ext[c->n_ext++].length = len;
+	}
+	c->done += len;
+	if (c->r->opts.progress) {
+		int p = c->r->opts.progress(c->done, c->total, c->r->opts.progress_payload);
+		if (p)
+			return sr_err_callback(p, "replication progress callback");
+	}
+	return 0;
+}
+
+static void ship_path(const siterec_replication *r, uint32_t pi, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s/ship-%u.dlog", r->state_dir, pi);
+}
+
+/* Coalesce the sealed logs from..to of protected disk pi into STATE_DIR/ship-PI.dlog;
+ * its data bytes are added to *total; *has_data 0 when no log has a record. */
+static int coalesce_disk(siterec_replication *r, uint32_t pi, uint64_t from, uint64_t to,
+                         uint64_t *total, int *has_data)
+{
+	size_t n = (size_t)(to - from + 1);
+	char **paths = sr_calloc(n, sizeof(char *));
+	int rc = paths ? 0 : sr_err(SITEREC_ENOMEM, "replication: out of memory");
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		if (!(paths[i] = sr_malloc(4200)))
+			rc = sr_err(SITEREC_ENOMEM, "replication: out of memory");
+		else if ((rc = siterec_journal_log_path(r->jr, pi, from + i, paths[i], 4200)) == 0 &&
+		         access(paths[i], R_OK) != 0)
+			rc = sr_err(SITEREC_ECORRUPT, "replication: VM %s: log %" PRIu64 " of disk %s is missing "
+			            "(%s): the replica cannot be brought up to date without a resync",
+			            r->vm_id, from + i, r->disks[r->prot[pi]].id, paths[i]);
+	}
+	/* Logs without a record (no write in those cycles) are left out: nothing to
+	 * ship, and coalescing only empty logs is not needed. One record read each. */
+	int any = 0;
+	for (size_t i = 0; rc == 0 && !any && i < n; i++) {
+		siterec_dlog_reader *rd = NULL;
+		siterec_dlog_record rec;
+		if ((rc = siterec_dlog_reader_open(&rd, paths[i], NULL)) == 0 &&
+		    (rc = siterec_dlog_reader_next(rd, &rec)) > 0) {
+			any = 1;
+			rc = 0;
+		}
+		siterec_dlog_reader_free(rd);
+	}
+	char out[4200];
+	ship_path(r, pi, out, sizeof(out));
+	if (rc == 0) {
+		unlink(out);
+		*has_data = any;
+	}
+	if (rc == 0 && any)
+		rc = siterec_dlog_coalesce((const char *const *)paths, n, out, NULL, NULL);
+	siterec_dlog_info info = { .version = SITEREC_DLOG_INFO_VERSION };
+	if (rc == 0 && any && (rc = siterec_dlog_verify(out, NULL, &info)) == 0)
+		*total += info.data_bytes;
+	for (size_t i = 0; paths && i < n; i++)
+		sr_free(paths[i]);
+	sr_free(paths);
+	return rc;
+}
+
+/* Apply the coalesced log of protected disk pi to its replica; extents to c. */
+static int apply_disk(siterec_replication *r, uint32_t pi, ship_ctx *c)
+{
+	char path[4200];
+	ship_path(r, pi, path, sizeof(path));
+	int rc = siterec_store_writer_open(&c->w, r->opts.store, r->disks[r->prot[pi]].name, NULL);
+	if (rc == 0)
+		rc = siterec_dlog_apply(path, NULL, SITEREC_DLOG_APPLY_REQUIRE_SEALED, ship_write, c, NULL);
+	if (rc == 0)
+		rc = siterec_store_writer_finish(c->w);
+	siterec_store_writer_free(c->w);
+	c->w = NULL;
+	if (rc == 0)
+		unlink(path);
+	return rc;
+}
+
+/* Rotate, ship every log not applied yet up to the cut, snapshot, add the point,
+ * record the state, release the logs, prune (not for the first point). */
+static int do_cut(siterec_replication *r, int initial, siterec_cycle_result *res)
+{
+	uint32_t kind = SITEREC_RP_CRASH;
+	int64_t t0 = now_ms();
+	int frozen = 0;
+	if (!initial && r->opts.app_every_s && r->opts.quiesce &&
+	    (r->st.last_app_ms == 0 || t0 - r->st.last_app_ms >= (int64_t)r->opts.app_every_s * 1000)) {
+		int q = r->opts.quiesce(1, r->opts.quiesce_payload);
+		if (q == 0) {
+			frozen = 1;
+			kind = SITEREC_RP_APP;
+		} else {
+			sr_log(SITEREC_LOG_WARN, "replication: VM %s: quiesce freeze failed (%d): the point will be "
+			       "crash-consistent", r->vm_id, q);
+		}
+	}
+	uint64_t sealed = 0;
+	int rc = siterec_journal_request_rotate(r->jr, 0, &sealed);
+	if (frozen) {
+		int q = r->opts.quiesce(0, r->opts.quiesce_payload);
+		if (q)
+			sr_log(SITEREC_LOG_WARN, "replication: VM %s: quiesce thaw returned %d", r->vm_id, q);
+	}
+	if (rc)
+		return rc;
+	int64_t cut = now_ms();
+	uint64_t from = r->st.last_applied + 1;
+	ship_ctx *cs = sr_calloc(r->n_prot, sizeof(ship_ctx));
+	siterec_rp_disk *pd = sr_calloc(r->n_prot, sizeof(siterec_rp_disk));
+	char (*snaps)[SITEREC_STORE_ID_MAX] = sr_calloc(r->n_prot, SITEREC_STORE_ID_MAX);
+	if (!cs || !pd || !snaps)
+		rc = sr_err(SITEREC_ENOMEM, "replication: out of memory");
+	uint64_t total = 0, done = 0, bytes = 0;
+	for (uint32_t i = 0; rc == 0 && sealed >= from && i < r->n_prot; i++)
+		rc = coalesce_disk(r, i, from, sealed, &total, &cs[i].has_data);
+	for (uint32_t i = 0; rc == 0 && sealed >= from && i < r->n_prot; i++) {
+		if (!cs[i].has_data)
+			continue;
+		cs[i].r = r;
+		cs[i].done = done;
+		cs[i].total = total;
+		rc = apply_disk(r, i, &cs[i]);
+		done = cs[i].done;
+		bytes += cs[i].bytes;
+	}
+	for (uint32_t i = 0; rc == 0 && i < r->n_prot; i++)
+		rc = siterec_store_snapshot(r->opts.store, r->disks[r->prot[i]].name, snaps[i],
+		                            SITEREC_STORE_ID_MAX);
+	uint64_t id = r->st.cycle + 1, count = 0;
+	if (rc == 0 && (rc = siterec_rp_refresh(r->cat)) == 0 && (rc = siterec_rp_count(r->cat, &count)) == 0 &&
+	    count > 0) {
+		/* a point added by a run that died before recording it: go past it */
+		siterec_rp_point last = SITEREC_RP_POINT_INIT;
+		if ((rc = siterec_rp_get(r->cat, count - 1, &last)) == 0 && last.id >= id)
+			id = last.id + 1;
+	}
+	if (rc == 0) {
+		for (uint32_t i = 0; i < r->n_prot; i++) {
+			pd[i].disk = r->disks[r->prot[i]].name;
+			pd[i].snapshot = snaps[i];
+			pd[i].changed = cs[i].ext;
+			pd[i].n_changed = initial ? UINT64_MAX : cs[i].n_ext;
+		}
+		siterec_rp_point p = SITEREC_RP_POINT_INIT;
+		p.kind = kind;
+		p.id = id;
+		p.cut_time_ms = cut;
+		p.n_disks = r->n_prot;
+		p.disks = pd;
+		rc = siterec_rp_add(r->cat, &p);
+	}
+	if (rc == 0) {
+		repl_state s = r->st;
+		s.state = SITEREC_REPL_PROTECTED;
+		s.reason[0] = '\0';
+		if (sealed >= from)
+			s.last_applied = sealed;
+		s.cycle = id;
+		s.last_cut_ms = cut;
+		if (kind == SITEREC_RP_APP)
+			s.last_app_ms = cut;
+		s.bytes_shipped += bytes;
+		rc = state_put(r, &s, 0);
+	}
+	if (rc == 0 && sealed >= from)
+		rc = siterec_journal_release(r->jr, sealed);
+	uint64_t pruned = 0;
+	if (rc == 0 && !initial)
+		rc = siterec_rp_prune(r->cat, now_ms(), r->opts.retention_s * 1000, NULL, 0, &pruned);
+	if (rc == 0 && res) {
+		res->kind = kind;
+		res->point_id = id;
+		res->cut_time_ms = cut;
+		res->bytes_shipped = bytes;
+		res->points_pruned = pruned;
+	}
+	for (uint32_t i = 0; cs && i < r->n_prot; i++)
+		sr_free(cs[i].ext);
+	sr_free(cs);
+	sr_free(pd);
+	sr_free(snaps);
+	return rc;
+}
+
+/* ---- initial replication ---- */
+
+typedef struct init_progress {
+	siterec_replication *r;
+	siterec_progress_fn store_fn;
+	void *store_payload;
+	uint64_t base, total;
+} init_progress;
+
+static int init_progress_cb(uint64_t done, uint64_t total, void *payload)
+{
+	init_progress *p = payload;
+	int rc = p->store_fn ? p->store_fn(done, total, p->store_payload) : 0;
+	if (rc == 0 && p->r->opts.progress)
+		rc = p->r->opts.progress(p->base + done, p->total, p->r->opts.progress_payload);
+	return rc;
+}
+
+static int copy_disk(siterec_replication *r, repl_disk *d, init_progress *ip)
+{
+	siterec_disk *img = NULL;
+	int rc = d->path ? siterec_disk_open(&img, d->path, NULL) : 0;
+	if (rc)
+		return rc;
+	char source_id[256];
+	snprintf(source_id, sizeof(source_id), "%s/%s/%s", r->vm_id, d->id, r->st.protection);
+	siterec_store_upload_options uo = SITEREC_STORE_UPLOAD_OPTIONS_INIT;
+	uo.flags = SITEREC_STORE_UPLOAD_RESUME | (r->azure ? SITEREC_STORE_UPLOAD_VHD : 0);
+	uo.source_id = source_id;
+	siterec_store *st = r->opts.store;
+	ip->store_fn = st->opts.progress;
+	ip->store_payload = st->opts.progress_payload;
+	st->opts.progress = init_progress_cb;
+	st->opts.progress_payload = ip;
+	rc = img ? siterec_store_upload(st, d->name, d->size, siterec_disk_read_cb,
+	                                siterec_disk_block_status_cb, img, &uo, NULL)
+	         : siterec_store_upload(st, d->name, d->size, d->read, NULL, d->read_payload, &uo, NULL);
+	st->opts.progress = ip->store_fn;
+	st->opts.progress_payload = ip->store_payload;
+	siterec_disk_free(img);
+	return rc;
+}
+
+SITEREC_API int siterec_replication_initial(siterec_replication *r)
+{
+	if (!r)
+		return sr_err(SITEREC_EINVAL, "replication initial: handle is NULL");
+	int rc = state_load(r, 0);
+	if (rc)
+		return rc;
+	if (r->st.state == SITEREC_REPL_PROTECTED)
+		return 0;
+	if (r->st.state != SITEREC_REPL_INITIAL)
+		return sr_err(SITEREC_ESTATE, "replication initial: VM %s is in state %s (%s)", r->vm_id,
+		              state_name(r->st.state), r->st.reason);
+	init_progress ip = { .r = r };
+	for (uint32_t i = 0; i < r->n_prot; i++)
+		ip.total += r->disks[r->prot[i]].size;
+	for (uint32_t i = 0; i < r->n_prot; i++) {
+		repl_disk *d = &r->disks[r->prot[i]];
+		if (!d->copied) {
+			if ((rc = copy_disk(r, d, &ip)) != 0)
+				return rc;
+			d->copied = 1;
+			if ((rc = state_put(r, &r->st, 0)) != 0) {
+				d->copied = 0;
+				return rc;
+			}
+		}
+		ip.base += d->size;
+	}
+	return do_cut(r, 1, NULL);
+}
+
+/* ---- cycles and status ---- */
+
+SITEREC_API int siterec_replication_cycle(siterec_replication *r, siterec_cycle_result *result)
+{
+	if (!r)
+		return sr_err(SITEREC_EINVAL, "replication cycle: handle is NULL");
+	if (result && result->version < 1)
+		return sr_err(SITEREC_EVERSION, "replication cycle: result version %u is not supported",
+		              result->version);
+	int rc = state_load(r, 0);
+	if (rc)
+		return rc;
+	if (r->st.state != SITEREC_REPL_PROTECTED)
+		return sr_err(SITEREC_ESTATE, "replication cycle: VM %s is in state %s: %s", r->vm_id,
+		              state_name(r->st.state),
+		              r->st.state == SITEREC_REPL_INITIAL ? "run the initial replication first"
+		                                                 : r->st.reason);
+	siterec_cycle_result res = { .version = SITEREC_CYCLE_RESULT_VERSION };
+	rc = do_cut(r, 0, &res);
+	if (rc == 0 && result) {
+		result->kind = res.kind;
+		result->point_id = res.point_id;
+		result->cut_time_ms = res.cut_time_ms;
+		result->bytes_shipped = res.bytes_shipped;
+		result->points_pruned = res.points_pruned;
+	}
+	return rc;
+}
+
+SITEREC_API int siterec_replication_status_get(siterec_replication *r,
+                                               siterec_replication_status *status)
+{
+	if (!r || !status)
+		return sr_err(SITEREC_EINVAL, "replication status: handle or status is NULL");
+	if (status->version < 1)
+		return sr_err(SITEREC_EVERSION, "replication status: version %u is not supported", status->version);
+	int rc = state_load(r, 0);
+	uint64_t count = 0, active = 0;
+	if (rc == 0 && (rc = siterec_rp_refresh(r->cat)) == 0)
+		rc = siterec_rp_count(r->cat, &count);
+	siterec_rp_point last = SITEREC_RP_POINT_INIT;
+	if (rc == 0 && count > 0)
+		rc = siterec_rp_get(r->cat, count - 1, &last);
+	if (rc == 0)
+		rc = siterec_journal_seqs(r->jr, &active, NULL);
+	if (rc)
+		return rc;
+	uint64_t pending = 0;
+	char path[4200];
+	for (uint32_t i = 0; i < r->n_prot; i++)
+		for (uint64_t seq = r->st.last_applied + 1; seq <= active; seq++) {
+			struct stat sb;
+			if (siterec_journal_log_path(r->jr, i, seq, path, sizeof(path)) == 0 &&
+			    stat(path, &sb) == 0)
+				pending += (uint64_t)sb.st_size;
+		}
+	status->state = r->st.state;
+	status->generation = r->st.generation;
+	status->last_point_id = count ? last.id : 0;
+	status->last_point_time_ms = count ? last.cut_time_ms : 0;
+	status->points = count;
+	status->bytes_shipped = r->st.bytes_shipped;
+	status->pending_bytes = pending;
+	snprintf(status->reason, sizeof(status->reason), "%s",
+	         r->st.state >= SITEREC_REPL_RESYNC ? r->st.reason : "");
+	return 0;
+}
