@@ -18,8 +18,8 @@
  *     VM keeps writing. Then the journal is rotated and every log since
  *     protection began is applied to the replicas, so they converge to the
  *     consistent state of that cut; the first recovery point is recorded.
- *  3. siterec_replication_cycle(), on the policy's tick (the caller's loop or
- *     siterec_replication_run()): the journal is rotated (one consistent cut
+ *  3. siterec_replication_cycle(), on the policy's tick (the caller runs the
+ *     loop; the library has no thread of its own): the journal is rotated (one consistent cut
  *     across disks), the sealed logs are coalesced, shipped and applied to the
  *     replicas, each replica is snapshotted and a recovery point added; then the
  *     shipped logs are released and points past the retention window pruned.
@@ -29,6 +29,24 @@
  * harmless: it holds whole writes). The state document carries a generation
  * number, +1 at each change, that a stale writer cannot go back behind (its
  * If-Match fails: SITEREC_ECONFLICT).
+ *
+ * Fencing: only one host replicates a VM at a time. siterec_replication_open()
+ * takes a 60 s writer lease (store.h) on every protected replica disk, creating
+ * a replica that does not exist yet (empty, as its upload would) to lease it,
+ * with one random lease id per handle; every write to a replica names it. The
+ * leases are renewed at the start of every siterec_replication_initial() and
+ * siterec_replication_cycle() call and before each disk is copied or applied,
+ * and released by siterec_replication_free(). Between cycles (interval 300 or
+ * 900 s) call siterec_replication_keepalive() at least every 30 s. Another
+ * handle (another host) opening the VM while the leases are held gets
+ * SITEREC_ELEASE; it can take over once they are released or have expired (60 s
+ * without renewal: the holder crashed or hung), and its cycles converge as after
+ * a crash. A process of the same host that died leaves its lease id in
+ * STATE_DIR/lease-owner: a handle opened there afterwards takes that lease over
+ * at once instead of waiting for the expiry. A handle whose lease was lost
+ * fails every call with SITEREC_ELEASE and writes nothing more (free it and open
+ * again). The state document's If-Match stays a second fence. The environment
+ * variable SITEREC_TEST_LEASE_S (15..60) shortens the lease: a test knob only.
  *
  * The VM's write path opens the journal at STATE_DIR/journal with
  * SITEREC_JOURNAL_WRITER and the protected (not excluded) disks, in the VM's
@@ -83,7 +101,7 @@ typedef struct siterec_vm {
 	const siterec_vm_disk *disks;
 } siterec_vm;
 
-#define SITEREC_POLICY_CONTINUOUS 0u   /**< interval_s 0: a cycle whenever logs have data */
+#define SITEREC_POLICY_CONTINUOUS 0u   /**< interval_s 0: cycles back to back, a point only when something was written */
 
 #define SITEREC_REPLICATION_PROTECT 0x1u  /**< create the protection (SITEREC_EEXISTS if it exists) */
 
@@ -124,13 +142,24 @@ SITEREC_API int siterec_replication_options_init(siterec_replication_options *op
  * SITEREC_EUNSUPPORTED naming the count). Errors: SITEREC_EINVAL
  * (an excluded OS disk, no or two OS disks, bad ids, bad policy), SITEREC_EEXISTS,
  * SITEREC_ENOTFOUND (not protected), SITEREC_ECONFLICT (a disk removed or resized),
- * the store's errors. @since 0.1
+ * the store's errors, SITEREC_ELEASE when another replicator (another host or
+ * handle) holds the VM: the handle takes a writer lease on every protected
+ * replica disk (see "Fencing" at the top), held until siterec_replication_free().
+ * @since 0.1
  */
 SITEREC_API int siterec_replication_open(siterec_replication **out, const siterec_vm *vm,
                                          const siterec_replication_options *opts);
 
-/** NULL accepted. @since 0.1 */
+/** Releases the handle's leases (errors ignored: a lost lease stays lost). NULL accepted. @since 0.1 */
 SITEREC_API void siterec_replication_free(siterec_replication *r);
+
+/**
+ * Renew the handle's leases on the replicas: call at least every 30 s while no
+ * initial or cycle call runs (they renew themselves). SITEREC_ELEASE when a
+ * lease was lost (the handle is then unusable: free it and open again), the
+ * store's errors. @since 0.1
+ */
+SITEREC_API int siterec_replication_keepalive(siterec_replication *r);
 
 /**
  * Run (or resume) the initial replication of every disk that still needs one,
@@ -161,9 +190,14 @@ typedef struct siterec_cycle_result {
 
 /**
  * One delta cycle (see the top of this header); result may be NULL. Requires the
- * initial replication done (SITEREC_ESTATE otherwise). With nothing written since
- * the last point, a point is still added (an RPO is measured from points).
- * @since 0.1
+ * initial replication done (SITEREC_ESTATE otherwise). SITEREC_ELEASE when the
+ * handle lost its leases (nothing is written). With a 30, 300 or 900 s interval
+ * and nothing written since the last point, a point is still added (an RPO is
+ * measured from points). With SITEREC_POLICY_CONTINUOUS the caller calls it back
+ * to back: each call ships whatever was written since the previous one and adds
+ * a point; with nothing written it returns 0 at once, without a point
+ * (result->point_id and kind 0) and without a request to the target except a
+ * lease renewal at most every 10 s. @since 0.1
  */
 SITEREC_API int siterec_replication_cycle(siterec_replication *r, siterec_cycle_result *result);
 

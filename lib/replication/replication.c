@@ -10,6 +10,7 @@
  * state records them applied, a point's id is above every id present. */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,9 @@
 #define REPL_MAX_DISKS 64
 #define REPL_ID_MAX 64
 #define REPL_DOC_MAX (1u << 20)
+#define REPL_LEASE_S 60          /* writer lease on each replica disk */
+#define REPL_IDLE_RENEW_S 10     /* an idle continuous cycle renews at most this often */
+#define DL_EMPTY_ACTIVE 128      /* an unsealed delta log without a record: its header */
 
 static const size_t repl_opt_sizes[] = { 0, sizeof(siterec_replication_options) };
 
@@ -43,6 +47,7 @@ typedef struct repl_disk {
 	uint32_t role;
 	uint32_t excluded;
 	uint32_t copied;      /* initial copy done (state) */
+	uint32_t leased;      /* this handle holds the writer lease on the replica */
 	char name[REPL_ID_MAX * 2 + 16];  /* "VM/disks/DISK" */
 } repl_disk;
 
@@ -76,6 +81,10 @@ struct siterec_replication {
 	repl_state st;
 	char etag[SITEREC_STORE_ETAG_MAX];
 	char doc_name[REPL_ID_MAX + 16];
+	char lease_id[SITEREC_STORE_LEASE_MAX];  /* this handle's lease id (a GUID) */
+	uint32_t lease_s;        /* lease duration */
+	int lease_lost;          /* a renewal failed: the handle never writes again */
+	int64_t renewed_ms;      /* last renewal of every lease */
 };
 
 SITEREC_API int siterec_replication_options_init(siterec_replication_options *opts,
@@ -137,10 +146,13 @@ static void disks_free(repl_disk *d, uint32_t n)
 	sr_free(d);
 }
 
+static void leases_release(siterec_replication *r);
+
 SITEREC_API void siterec_replication_free(siterec_replication *r)
 {
 	if (!r)
 		return;
+	leases_release(r);
 	siterec_rp_free(r->cat);
 	siterec_journal_free(r->jr);
 	disks_free(r->disks, r->n);
@@ -498,6 +510,250 @@ static int journal_open(siterec_replication *r, uint32_t flags)
 	return siterec_journal_open(&r->jr, path, &jo);
 }
 
+/* ---- fencing: a writer lease on every replica disk ---- */
+
+/* SITEREC_TEST_LEASE_S (15..60) shortens the lease: a test knob, not an interface. */
+static uint32_t lease_duration(void)
+{
+	const char *e = getenv("SITEREC_TEST_LEASE_S");
+	if (e && *e) {
+		char *end = NULL;
+		unsigned long v = strtoul(e, &end, 10);
+		if (end && !*end && v >= 15 && v <= 60)
+			return (uint32_t)v;
+	}
+	return REPL_LEASE_S;
+}
+
+/* Start time of process pid (field 22 of /proc/PID/stat), 0 when unknown. */
+static uint64_t proc_start(long pid)
+{
+	char p[64], buf[1024];
+	snprintf(p, sizeof(p), "/proc/%ld/stat", pid);
+	FILE *f = fopen(p, "re");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *s = strrchr(buf, ')');
+	unsigned long long v = 0;
+	/* after ") ": state, then fields 4..21, then starttime */
+	if (s && sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+	                &v) == 1)
+		return v;
+	return 0;
+}
+
+/* This process's pid namespace ("pid:[INODE]"): pids compare only inside one. */
+static void pid_ns(char *buf, size_t cap)
+{
+	ssize_t n = readlink("/proc/self/ns/pid", buf, cap - 1);
+	if (n <= 0 || memchr(buf, ' ', (size_t)n))
+		n = 0;
+	buf[n] = '\0';
+	if (!n)
+		snprintf(buf, cap, "-");
+}
+
+static void owner_path(const siterec_replication *r, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s/lease-owner", r->state_dir);
+}
+
+/* STATE_DIR/lease-owner (doc/formats.md): which process of which host holds the
+ * leases. A handle opening on the same host after that process died (a crash, a
+ * kill) takes its lease id over instead of waiting for the leases to expire. */
+static void owner_write(siterec_replication *r)
+{
+	char host[256] = "", ns[128], path[4200], text[800];
+	gethostname(host, sizeof(host) - 1);
+	pid_ns(ns, sizeof(ns));
+	long pid = (long)getpid();
+	int n = snprintf(text, sizeof(text), "siterec-lease-owner 1\nhost %s\npidns %s\npid %ld\nstart %" PRIu64
+	                 "\nlease %s\n", host, ns, pid, proc_start(pid), r->lease_id);
+	owner_path(r, path, sizeof(path));
+	if (sr_file_replace(path, text, (size_t)n) != 0)
+		sr_log(SITEREC_LOG_WARN, "replication: VM %s: cannot record the lease owner in %s", r->vm_id, path);
+}
+
+/* The lease id recorded by a process of this host that is gone, to *id; 0 if any. */
+static int owner_dead_lease(const siterec_replication *r, char *id, size_t cap)
+{
+	char path[4200], host[256] = "", fhost[256], flease[SITEREC_STORE_LEASE_MAX], ns[128], fns[128];
+	owner_path(r, path, sizeof(path));
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -1;
+	long pid = 0;
+	unsigned long long start = 0;
+	int ok = fscanf(f, "siterec-lease-owner 1 host %255s pidns %127s pid %ld start %llu lease %63s", fhost,
+	                fns, &pid, &start, flease) == 5;
+	fclose(f);
+	gethostname(host, sizeof(host) - 1);
+	pid_ns(ns, sizeof(ns));
+	/* only a process this one can see: same host name, same pid namespace (known) */
+	if (!ok || pid <= 0 || strcmp(host, fhost) != 0 || strcmp(ns, "-") == 0 || strcmp(ns, fns) != 0 ||
+	    pid == (long)getpid())
+		return -1;
+	int alive = kill((pid_t)pid, 0) == 0 || errno == EPERM;
+	if (alive && start && proc_start(pid) != start)
+		alive = 0;   /* the pid was reused */
+	if (alive || strlen(flease) >= cap)
+		return -1;
+	memcpy(id, flease, strlen(flease) + 1);
+	return 0;
+}
+
+static int refuse_abort(uint64_t off, uint64_t len, uint64_t *run, int *allocated, void *payload)
+{
+	(void)off; (void)len; (void)run; (void)allocated; (void)payload;
+	return 1;
+}
+
+static int refuse_read(void *buf, size_t len, uint64_t off, void *payload)
+{
+	(void)buf; (void)len; (void)off; (void)payload;
+	return 1;
+}
+
+static void upload_opts(const siterec_replication *r, const repl_disk *d, char *source_id, size_t cap,
+                        siterec_store_upload_options *uo)
+{
+	snprintf(source_id, cap, "%s/%s/%s", r->vm_id, d->id, r->st.protection);
+	*uo = (siterec_store_upload_options)SITEREC_STORE_UPLOAD_OPTIONS_INIT;
+	uo->flags = SITEREC_STORE_UPLOAD_RESUME | (r->azure ? SITEREC_STORE_UPLOAD_VHD : 0);
+	uo->source_id = source_id;
+}
+
+/* Create the replica of d as its upload would (record, then the empty disk) and
+ * stop before anything is read: the upload resumes under the lease. */
+static int replica_create(siterec_replication *r, const repl_disk *d)
+{
+	char source_id[256];
+	siterec_store_upload_options uo;
+	upload_opts(r, d, source_id, sizeof(source_id), &uo);
+	siterec_store *st = r->opts.store;
+	siterec_progress_fn pf = st->opts.progress;
+	st->opts.progress = NULL;   /* the caller's would see a call for nothing */
+	int rc = siterec_store_upload(st, d->name, d->size, refuse_read, refuse_abort, NULL, &uo, NULL);
+	st->opts.progress = pf;
+	if (rc == SITEREC_EABORTED) {
+		siterec_error_clear();
+		rc = 0;
+	}
+	return rc;
+}
+
+static void leases_release(siterec_replication *r)
+{
+	int any = 0;
+	for (uint32_t i = 0; r->disks && i < r->n; i++)
+		if (r->disks[i].leased) {
+			any = 1;
+			siterec_store_lease_release(r->opts.store, r->disks[i].name, r->lease_id);
+			r->disks[i].leased = 0;
+		}
+	if (!any)
+		return;
+	siterec_error_clear();
+	char path[4200], id[SITEREC_STORE_LEASE_MAX];
+	owner_path(r, path, sizeof(path));
+	FILE *f = fopen(path, "re");
+	int ours = 0;
+	if (f) {
+		char line[128];
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "lease %63s", id) == 1 && strcmp(id, r->lease_id) == 0)
+				ours = 1;
+		fclose(f);
+	}
+	if (ours)
+		unlink(path);
+}
+
+/* Take the lease on every protected replica (creating a replica not there yet). */
+static int leases_take(siterec_replication *r)
+{
+	uint8_t rnd[16];
+	int rc = sr_random_bytes(rnd, sizeof(rnd));
+	if (rc)
+		return rc;
+	snprintf(r->lease_id, sizeof(r->lease_id),
+	         "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
+	         rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], rnd[8], rnd[9], rnd[10], rnd[11], rnd[12],
+	         rnd[13], rnd[14], rnd[15]);
+	r->lease_s = lease_duration();
+	int adopted = owner_dead_lease(r, r->lease_id, sizeof(r->lease_id)) == 0;
+	/* the owner file first (a kill after an acquire must leave our id behind);
+	 * the previous one is put back if the leases cannot be taken */
+	char opath[4200];
+	owner_path(r, opath, sizeof(opath));
+	void *prev = NULL;
+	size_t prev_len = 0;
+	if (sr_file_read_all(opath, 4096, &prev, &prev_len) != 0) {
+		siterec_error_clear();
+		prev = NULL;
+	}
+	owner_write(r);
+	char got[SITEREC_STORE_LEASE_MAX];
+	for (uint32_t i = 0; rc == 0 && i < r->n_prot; i++) {
+		repl_disk *d = &r->disks[r->prot[i]];
+		rc = siterec_store_lease_acquire(r->opts.store, d->name, r->lease_s, r->lease_id, got, sizeof(got));
+		if (rc == SITEREC_ENOTFOUND && !d->copied && (rc = replica_create(r, d)) == 0)
+			rc = siterec_store_lease_acquire(r->opts.store, d->name, r->lease_s, r->lease_id, got,
+			                                 sizeof(got));
+		if (rc == SITEREC_ELEASE)
+			rc = sr_err(SITEREC_ELEASE, "replication: VM %s is replicated by another replicator (it "
+			            "holds the lease on the replica %s): only one host replicates a VM at a time; "
+			            "try again once it stopped or its lease expired (%u s after its last renewal)",
+			            r->vm_id, d->name, r->lease_s);
+		if (rc == 0)
+			d->leased = 1;
+	}
+	if (rc) {
+		leases_release(r);
+		if (prev)
+			sr_file_replace(opath, prev, prev_len);
+		else
+			unlink(opath);
+		sr_free(prev);
+		return rc;
+	}
+	sr_free(prev);
+	if (adopted)
+		sr_log(SITEREC_LOG_INFO, "replication: VM %s: took over the leases of a replicator of this host "
+		       "that is gone", r->vm_id);
+	r->renewed_ms = now_ms();
+	return 0;
+}
+
+/* Renew every lease; a lost one makes the handle refuse from now on. */
+static int leases_renew(siterec_replication *r, const char *what)
+{
+	for (uint32_t i = 0; !r->lease_lost && i < r->n_prot; i++) {
+		repl_disk *d = &r->disks[r->prot[i]];
+		int rc = siterec_store_lease_renew(r->opts.store, d->name, r->lease_id);
+		if (rc == SITEREC_ELEASE)
+			r->lease_lost = 1;
+		else if (rc)
+			return rc;
+	}
+	if (r->lease_lost)
+		return sr_err(SITEREC_ELEASE, "replication %s: VM %s: this handle lost its lease on the replicas "
+		              "(not renewed within %u s, and another replicator may hold the VM now): nothing "
+		              "was written; free the handle and open the VM again", what, r->vm_id, r->lease_s);
+	r->renewed_ms = now_ms();
+	return 0;
+}
+
+SITEREC_API int siterec_replication_keepalive(siterec_replication *r)
+{
+	if (!r)
+		return sr_err(SITEREC_EINVAL, "replication keepalive: handle is NULL");
+	return leases_renew(r, "keepalive");
+}
+
 SITEREC_API int siterec_replication_open(siterec_replication **out, const siterec_vm *vm,
                                          const siterec_replication_options *opts)
 {
@@ -563,6 +819,8 @@ SITEREC_API int siterec_replication_open(siterec_replication **out, const sitere
 	}
 	if (rc == 0)
 		rc = siterec_rp_open(&r->cat, o->store, r->vm_id);
+	if (rc == 0)
+		rc = leases_take(r);
 	if (rc) {
 		siterec_replication_free(r);
 		return rc;
@@ -673,7 +931,9 @@ static int apply_disk(siterec_replication *r, uint32_t pi, ship_ctx *c)
 {
 	char path[4200];
 	ship_path(r, pi, path, sizeof(path));
-	int rc = siterec_store_writer_open(&c->w, r->opts.store, r->disks[r->prot[pi]].name, NULL);
+	int rc = leases_renew(r, "cycle");
+	if (rc == 0)
+		rc = siterec_store_writer_open(&c->w, r->opts.store, r->disks[r->prot[pi]].name, r->lease_id);
 	if (rc == 0)
 		rc = siterec_dlog_apply(path, NULL, SITEREC_DLOG_APPLY_REQUIRE_SEALED, ship_write, c, NULL);
 	if (rc == 0)
@@ -816,10 +1076,9 @@ static int copy_disk(siterec_replication *r, repl_disk *d, init_progress *ip)
 	if (rc)
 		return rc;
 	char source_id[256];
-	snprintf(source_id, sizeof(source_id), "%s/%s/%s", r->vm_id, d->id, r->st.protection);
-	siterec_store_upload_options uo = SITEREC_STORE_UPLOAD_OPTIONS_INIT;
-	uo.flags = SITEREC_STORE_UPLOAD_RESUME | (r->azure ? SITEREC_STORE_UPLOAD_VHD : 0);
-	uo.source_id = source_id;
+	siterec_store_upload_options uo;
+	upload_opts(r, d, source_id, sizeof(source_id), &uo);
+	uo.lease_id = r->lease_id;
 	siterec_store *st = r->opts.store;
 	ip->store_fn = st->opts.progress;
 	ip->store_payload = st->opts.progress_payload;
@@ -838,7 +1097,9 @@ SITEREC_API int siterec_replication_initial(siterec_replication *r)
 {
 	if (!r)
 		return sr_err(SITEREC_EINVAL, "replication initial: handle is NULL");
-	int rc = state_load(r, 0);
+	int rc = leases_renew(r, "initial");
+	if (rc == 0)
+		rc = state_load(r, 0);
 	if (rc)
 		return rc;
 	if (r->st.state == SITEREC_REPL_PROTECTED)
@@ -852,7 +1113,7 @@ SITEREC_API int siterec_replication_initial(siterec_replication *r)
 	for (uint32_t i = 0; i < r->n_prot; i++) {
 		repl_disk *d = &r->disks[r->prot[i]];
 		if (!d->copied) {
-			if ((rc = copy_disk(r, d, &ip)) != 0)
+			if ((rc = leases_renew(r, "initial")) != 0 || (rc = copy_disk(r, d, &ip)) != 0)
 				return rc;
 			d->copied = 1;
 			if ((rc = state_put(r, &r->st, 0)) != 0) {
@@ -867,6 +1128,43 @@ SITEREC_API int siterec_replication_initial(siterec_replication *r)
 
 /* ---- cycles and status ---- */
 
+/* Continuous mode: 1 when the journal holds nothing to ship since the last
+ * applied log (local checks only: sealed logs without a record, an active log
+ * that is still its bare header). */
+static int nothing_written(siterec_replication *r)
+{
+	uint64_t active = 0;
+	if (siterec_journal_seqs(r->jr, &active, NULL) != 0) {
+		siterec_error_clear();
+		return 0;
+	}
+	char path[4200];
+	for (uint32_t i = 0; i < r->n_prot; i++)
+		for (uint64_t seq = r->st.last_applied + 1; seq <= active; seq++) {
+			if (siterec_journal_log_path(r->jr, i, seq, path, sizeof(path)) != 0) {
+				siterec_error_clear();
+				return 0;
+			}
+			if (seq == active) {
+				struct stat sb;
+				if (stat(path, &sb) != 0 || sb.st_size > DL_EMPTY_ACTIVE)
+					return 0;
+				continue;
+			}
+			siterec_dlog_reader *rd = NULL;
+			siterec_dlog_record rec;
+			int rc = siterec_dlog_reader_open(&rd, path, NULL);
+			if (rc == 0)
+				rc = siterec_dlog_reader_next(rd, &rec);
+			siterec_dlog_reader_free(rd);
+			if (rc != 0) {   /* a record, or something to look at in a full cycle */
+				siterec_error_clear();
+				return 0;
+			}
+		}
+	return 1;
+}
+
 SITEREC_API int siterec_replication_cycle(siterec_replication *r, siterec_cycle_result *result)
 {
 	if (!r)
@@ -874,7 +1172,24 @@ SITEREC_API int siterec_replication_cycle(siterec_replication *r, siterec_cycle_
 	if (result && result->version < 1)
 		return sr_err(SITEREC_EVERSION, "replication cycle: result version %u is not supported",
 		              result->version);
-	int rc = state_load(r, 0);
+	if (r->opts.interval_s == SITEREC_POLICY_CONTINUOUS && r->st.state == SITEREC_REPL_PROTECTED &&
+	    !r->lease_lost && nothing_written(r)) {
+		/* nothing to ship: no point, no request (but the leases kept alive) */
+		int rc = 0;
+		if (now_ms() - r->renewed_ms >= REPL_IDLE_RENEW_S * 1000)
+			rc = leases_renew(r, "cycle");
+		if (rc == 0 && result) {
+			result->kind = 0;
+			result->point_id = 0;
+			result->cut_time_ms = 0;
+			result->bytes_shipped = 0;
+			result->points_pruned = 0;
+		}
+		return rc;
+	}
+	int rc = leases_renew(r, "cycle");
+	if (rc == 0)
+		rc = state_load(r, 0);
 	if (rc)
 		return rc;
 	if (r->st.state != SITEREC_REPL_PROTECTED)

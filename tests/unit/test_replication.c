@@ -8,8 +8,12 @@
  * logs merged); cycles with and without writes; every point's snapshots equal
  * the sources at its cut; app-consistent points through a quiesce callback (a
  * failing freeze gives a crash point); retention; crash-resume of initial and
- * cycles in forked children killed at random instants (12 rounds per target);
- * errors. No timing assertions. */
+ * cycles in forked children killed at random instants (25 rounds per target,
+ * SITEREC_TEST_CRASH_ROUNDS overrides: scripts/stress_replication.sh);
+ * fencing by leases (a second opener refused, takeover after a free and after
+ * the leases expired, the lost lease refused; SITEREC_TEST_LEASE_S=15 and one
+ * sleep of 16 s); continuous mode (no point without writes); errors. No timing
+ * assertions. */
 #include "helpers.h"
 
 #include <fcntl.h>
@@ -44,13 +48,15 @@ typedef struct vm_fixture {
 	siterec_store *st;
 	siterec_journal *jw;       /* the VM's write path */
 	pthread_t poller;
-	volatile int stop;
+	int stop;  /* read by the poller thread: atomic accesses only */
 	uint64_t rng;
 	/* writes from the progress callback during the initial copy */
 	int write_in_progress;
 	uint64_t cut_active;       /* journal sequence while no rotation happened */
 	unsigned progress_writes;
-	/* crash child: _exit after this many progress calls (0: never) */
+	/* crash child: its status pipe (see child_end) */
+	int status_fd;
+	/* crash child: end after this many progress calls (0: never) */
 	unsigned exit_after, calls;
 } vm_fixture;
 
@@ -83,7 +89,7 @@ static int excluded_read(void *buf, size_t len, uint64_t off, void *payload)
 static void *poll_main(void *arg)
 {
 	vm_fixture *f = arg;
-	while (!f->stop) {
+	while (!__atomic_load_n(&f->stop, __ATOMIC_ACQUIRE)) {
 		siterec_journal_poll(f->jw, NULL);
 		usleep(300);
 	}
@@ -154,12 +160,23 @@ static void check_point(siterec_store *st, const char *vm, uint64_t id, const co
 	siterec_rp_free(cat);
 }
 
+/* A crash child ends here: its code goes up the status pipe, then it dies by
+ * SIGKILL, as a crashed host would. Not _exit: under valgrind a forked copy's
+ * exit would be leak-checked, and everything of the parent it holds would count. */
+static void child_end(vm_fixture *f, unsigned char code)
+{
+	if (write(f->status_fd, &code, 1) != 1)
+		code = 0;
+	raise(SIGKILL);
+	_exit(code);  /* not reached */
+}
+
 static int progress_cb(uint64_t done, uint64_t total, void *payload)
 {
 	vm_fixture *f = payload;
 	f->calls++;
 	if (f->exit_after && f->calls >= f->exit_after)
-		_exit(9);  /* a crash mid-way */
+		child_end(f, 9);  /* a crash mid-way */
 	if (f->write_in_progress && f->progress_writes < 40) {
 		/* only before the cut: once the journal rotated, writes belong to the next point */
 		uint64_t active = 0;
@@ -236,13 +253,13 @@ static void vm_start_writer(vm_fixture *f)
 		fprintf(stderr, "journal open: %s\n", siterec_error_last()->message);
 	assert_int_equal(rc, 0);
 	free(jdir);
-	f->stop = 0;
+	__atomic_store_n(&f->stop, 0, __ATOMIC_RELEASE);
 	assert_int_equal(pthread_create(&f->poller, NULL, poll_main, f), 0);
 }
 
 static void vm_teardown(vm_fixture *f)
 {
-	f->stop = 1;
+	__atomic_store_n(&f->stop, 1, __ATOMIC_RELEASE);
 	pthread_join(f->poller, NULL);
 	siterec_journal_free(f->jw);
 	siterec_store_free(f->st);
@@ -449,7 +466,7 @@ static void crash_child(vm_fixture *f, int azure, unsigned exit_after)
 	}
 	siterec_store *st = NULL;
 	if (siterec_store_open(&st, url, &so))
-		_exit(3);
+		child_end(f, 3);
 	siterec_replication_options o = SITEREC_REPLICATION_OPTIONS_INIT;
 	o.state_dir = f->state_dir;
 	o.store = st;
@@ -461,8 +478,10 @@ static void crash_child(vm_fixture *f, int azure, unsigned exit_after)
 	siterec_replication *r = NULL;
 	if (siterec_replication_open(&r, &f->vm, &o) || siterec_replication_initial(r) ||
 	    siterec_replication_cycle(r, NULL))
-		_exit(4);
-	_exit(0);
+		child_end(f, 4);
+	siterec_replication_free(r);
+	siterec_store_free(st);
+	child_end(f, 0);
 }
 
 static void crash(int azure)
@@ -474,29 +493,43 @@ static void crash(int azure)
 	siterec_replication_free(r);
 	vm_start_writer(&f);
 	uint64_t seed = 0xc0ffee + (uint64_t)azure, last_id = 0;
-	int killed = 0, cut_short = 0;
-	for (int round = 0; round < 12; round++) {
+	int killed = 0, cut_short = 0, rounds = 25;
+	const char *env = getenv("SITEREC_TEST_CRASH_ROUNDS");
+	if (env && atoi(env) > 0)
+		rounds = atoi(env);
+	for (int round = 0; round < rounds; round++) {
 		vm_writes(&f, 10 + (unsigned)(th_rand(&seed) % 30));
 		copy c = take_copy(&f);
 		unsigned exit_after = round % 2 == 0 ? 1 + (unsigned)(th_rand(&seed) % 6) : 0;
 		unsigned delay_us = (unsigned)(th_rand(&seed) % 40000);
+		int pfd[2];
+		assert_int_equal(pipe(pfd), 0);
 		fflush(NULL);
 		pid_t pid = fork();
 		assert_true(pid >= 0);
-		if (pid == 0)
+		if (pid == 0) {
+			close(pfd[0]);
+			f.status_fd = pfd[1];
 			crash_child(&f, azure, exit_after);
+		}
+		close(pfd[1]);
 		if (!exit_after) {
 			usleep(delay_us);
 			kill(pid, SIGKILL);
 		}
 		int status = 0;
 		assert_int_equal(waitpid(pid, &status, 0), pid);
-		if (WIFSIGNALED(status))
+		assert_true(WIFSIGNALED(status));
+		/* the child's own report: none when our SIGKILL came first */
+		unsigned char code = 255;
+		ssize_t got = read(pfd[0], &code, 1);
+		close(pfd[0]);
+		if (got != 1)
 			killed++;
-		else if (WEXITSTATUS(status) == 9)
+		else if (code == 9)
 			cut_short++;
 		else
-			assert_int_equal(WEXITSTATUS(status), 0);
+			assert_int_equal(code, 0);
 		/* the parent resumes: initial if pending, then a cycle; the newest
 		 * point is the sources now (no write since the copy) */
 		o = repl_opts(&f, 0);
@@ -515,13 +548,144 @@ static void crash(int azure)
 		free_copy(&c);
 	}
 	/* how many died mid-way depends on the timing: reported, not asserted */
-	fprintf(stderr, "crash rounds (%s): %d killed, %d cut short from the progress callback, of 12\n",
-	        azure ? "azure" : "file", killed, cut_short);
+	fprintf(stderr, "crash rounds (%s): %d killed, %d cut short from the progress callback, of %d\n",
+	        azure ? "azure" : "file", killed, cut_short, rounds);
 	vm_teardown(&f);
 }
 
 static void crash_file(void **state) { (void)state; crash(0); }
 static void crash_azure(void **state) { (void)state; crash(1); }
+
+/* ---- fencing ---- */
+
+/* Phase 1: A protects and holds the VM; B (another replicator, same state_dir as
+ * a cluster node would see it) is refused; after A's free B takes over and its
+ * cycle converges; then A2 opens with a 15 s lease and stays idle. */
+typedef struct fence_ctx { vm_fixture f; siterec_replication *a2; copy c; } fence_ctx;
+
+static void fence_phase1(fence_ctx *x, int azure)
+{
+	vm_fixture *f = &x->f;
+	vm_setup(f, azure, "fence", 0);
+	siterec_replication_options o = repl_opts(f, SITEREC_REPLICATION_PROTECT);
+	siterec_replication *a = repl_open(f, &o);
+	vm_start_writer(f);
+	vm_writes(f, 20);
+	must(siterec_replication_initial(a), "initial");
+	must(siterec_replication_keepalive(a), "keepalive");
+	siterec_replication_options ro = repl_opts(f, 0);
+	siterec_replication *b = NULL;
+	th_assert_err(siterec_replication_open(&b, &f->vm, &ro), SITEREC_ELEASE);
+	assert_null(b);
+	assert_non_null(strstr(siterec_error_last()->message, "another replicator"));
+	vm_writes(f, 20);
+	must(siterec_replication_cycle(a, NULL), "cycle of the holder");
+	siterec_replication_free(a);
+	/* B takes over */
+	b = repl_open(f, &ro);
+	vm_writes(f, 20);
+	copy c = take_copy(f);
+	siterec_cycle_result res = { .version = SITEREC_CYCLE_RESULT_VERSION };
+	must(siterec_replication_cycle(b, &res), "cycle after the takeover");
+	check_point(f->st, "vm-1", res.point_id, &c);
+	free_copy(&c);
+	siterec_replication_free(b);
+	th_assert_err(siterec_replication_keepalive(NULL), SITEREC_EINVAL);
+	/* A2 with a short lease, left without renewal */
+	x->a2 = repl_open(f, &ro);
+}
+
+/* Phase 2 (A2's leases expired): B takes over; A2 fails with SITEREC_ELEASE and
+ * writes nothing; B's points stay consistent. */
+static void fence_phase2(fence_ctx *x)
+{
+	vm_fixture *f = &x->f;
+	siterec_replication_options ro = repl_opts(f, 0);
+	siterec_replication *b = repl_open(f, &ro);
+	vm_writes(f, 20);
+	th_assert_err(siterec_replication_cycle(x->a2, NULL), SITEREC_ELEASE);
+	assert_non_null(strstr(siterec_error_last()->message, "lost"));
+	th_assert_err(siterec_replication_keepalive(x->a2), SITEREC_ELEASE);
+	th_assert_err(siterec_replication_initial(x->a2), SITEREC_ELEASE);
+	copy c = take_copy(f);
+	siterec_cycle_result res = { .version = SITEREC_CYCLE_RESULT_VERSION };
+	must(siterec_replication_cycle(b, &res), "cycle of the new holder");
+	check_point(f->st, "vm-1", res.point_id, &c);
+	th_assert_err(siterec_replication_cycle(x->a2, NULL), SITEREC_ELEASE);
+	siterec_replication_free(x->a2);   /* its release fails quietly: B keeps the VM */
+	must(siterec_replication_keepalive(b), "keepalive of the new holder");
+	vm_writes(f, 10);
+	free_copy(&c);
+	c = take_copy(f);
+	must(siterec_replication_cycle(b, &res), "cycle of the new holder");
+	check_point(f->st, "vm-1", res.point_id, &c);
+	free_copy(&c);
+	siterec_replication_free(b);
+	vm_teardown(f);
+}
+
+static void fence(void **state)
+{
+	(void)state;
+	static fence_ctx x[2];
+	setenv("SITEREC_TEST_LEASE_S", "15", 1);
+	fence_phase1(&x[0], 0);
+	fence_phase1(&x[1], 1);
+	sleep(16);   /* the leases of both A2 expire (a host that stopped renewing) */
+	fence_phase2(&x[0]);
+	fence_phase2(&x[1]);
+	unsetenv("SITEREC_TEST_LEASE_S");
+}
+
+/* ---- continuous mode ---- */
+
+static void continuous(int azure)
+{
+	vm_fixture f;
+	vm_setup(&f, azure, "cont", 0);
+	siterec_replication_options o = repl_opts(&f, SITEREC_REPLICATION_PROTECT);
+	o.interval_s = SITEREC_POLICY_CONTINUOUS;
+	siterec_replication *r = repl_open(&f, &o);
+	vm_start_writer(&f);
+	must(siterec_replication_initial(r), "initial");
+	siterec_replication_status s = { .version = SITEREC_REPLICATION_STATUS_VERSION };
+	must(siterec_replication_status_get(r, &s), "status");
+	uint64_t points = s.points, gen = s.generation;
+	siterec_cycle_result res = { .version = SITEREC_CYCLE_RESULT_VERSION, .point_id = 77 };
+	for (int i = 0; i < 3; i++) {   /* nothing written: no point */
+		must(siterec_replication_cycle(r, &res), "idle continuous cycle");
+		assert_int_equal(res.point_id, 0);
+		assert_int_equal(res.kind, 0);
+	}
+	must(siterec_replication_status_get(r, &s), "status");
+	assert_int_equal(s.points, points);
+	assert_int_equal(s.generation, gen);
+	for (int i = 0; i < 3; i++) {   /* writes: each call ships them and adds a point */
+		vm_writes(&f, 15);
+		copy c = take_copy(&f);
+		must(siterec_replication_cycle(r, &res), "continuous cycle");
+		assert_true(res.point_id > 0);
+		assert_true(res.bytes_shipped > 0);
+		check_point(f.st, "vm-1", res.point_id, &c);
+		free_copy(&c);
+		must(siterec_replication_cycle(r, &res), "idle continuous cycle");
+		assert_int_equal(res.point_id, 0);
+	}
+	must(siterec_replication_status_get(r, &s), "status");
+	assert_int_equal(s.points, points + 3);
+	siterec_replication_free(r);
+	/* reopened: still nothing to ship */
+	o = repl_opts(&f, 0);
+	o.interval_s = SITEREC_POLICY_CONTINUOUS;
+	r = repl_open(&f, &o);
+	must(siterec_replication_cycle(r, &res), "idle continuous cycle after a reopen");
+	assert_int_equal(res.point_id, 0);
+	siterec_replication_free(r);
+	vm_teardown(&f);
+}
+
+static void continuous_file(void **state) { (void)state; continuous(0); }
+static void continuous_azure(void **state) { (void)state; continuous(1); }
 
 /* ---- errors ---- */
 
@@ -666,6 +830,8 @@ int main(void)
 		cmocka_unit_test(errors_file), cmocka_unit_test(errors_azure),
 		cmocka_unit_test(flow_file),   cmocka_unit_test(flow_azure),
 		cmocka_unit_test(crash_file),  cmocka_unit_test(crash_azure),
+		cmocka_unit_test(continuous_file), cmocka_unit_test(continuous_azure),
+		cmocka_unit_test(fence),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
