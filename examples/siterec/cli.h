@@ -2,6 +2,7 @@
 #ifndef SITEREC_CLI_H
 #define SITEREC_CLI_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <siterec/siterec.h>
 
@@ -11,6 +12,8 @@ int cmd_disk(int argc, char **argv);
 int cmd_store(int argc, char **argv);
 int cmd_workload(int argc, char **argv);
 int cmd_points(int argc, char **argv);
+/* protect, replicate, status, verify (argv[0] names which) */
+int cmd_replication(int argc, char **argv);
 
 /* Print "siterec: what: <last error>" to stderr and return exit status 2. */
 int cli_fail(const char *what);
@@ -18,7 +21,13 @@ int cli_fail(const char *what);
 int cli_parse_key(const char *hex, uint8_t key[32]);
 /* Key from the environment variable SITEREC_LOG_KEY (hex), if set: returns 1 and fills key. */
 int cli_env_key(uint8_t key[32]);
+/* Strict unsigned decimal (no sign, no junk): 0 on success. */
+int cli_parse_u64(const char *s, uint64_t *out);
 double cli_now(void);
+/* ms since the epoch as ISO-8601 UTC with milliseconds. */
+void cli_iso_time(int64_t ms, char *out, size_t cap);
+/* "crash", "app" or "unknown" for a siterec_rp_kind. */
+const char *cli_rp_kind_name(uint32_t kind);
 /* Open a storage target with credentials from SITEREC_ACCOUNT_KEY / SITEREC_SAS and
  * ca_file (may be NULL); on failure prints the error and returns 2, else 0. */
 int cli_open_store(siterec_store **st, const char *url, const char *ca_file, uint32_t flags,

@@ -36,11 +36,25 @@ static void usage(FILE *f)
 	        "                        the journal at DIR, serving rotations, until done or\n"
 	        "                        SIGINT/SIGTERM\n"
 	        "  points URL VM [--json]   a VM's recovery points (id, time, kind, snapshots)\n"
+	        "  protect URL VM STATE_DIR --disk ID:PATH[:os|data][:exclude] [--disk ...]\n"
+	        "          [--interval 30|300|900|0] [--retention SECONDS] [--generation 1|2]\n"
+	        "                        protect a VM's disk images (raw, VHD, VHDX) into URL; its\n"
+	        "                        writes must go through the journal STATE_DIR/journal; the\n"
+	        "                        description is kept in STATE_DIR/cli-vm.json (CLI only)\n"
+	        "  replicate STATE_DIR [--cycles N | --follow] [--url URL]\n"
+	        "                        initial replication if pending, then N cycles (default 1)\n"
+	        "                        or one per interval until SIGINT/SIGTERM; a line per point\n"
+	        "  status STATE_DIR      state, last point and its age (RPO lag), points, bytes\n"
+	        "  verify STATE_DIR [--point ID]\n"
+	        "                        compare each replica at a point (default newest) with its\n"
+	        "                        source image: exit 0 equal, 1 differing extents listed;\n"
+	        "                        for a stopped workload (the source moves on after a cut)\n"
 	        "  version               library version\n"
 	        "\n"
 	        "Encrypted logs: the key comes from SITEREC_LOG_KEY (64 hex digits).\n"
 	        "Storage URLs: file:///DIR, https://ACCOUNT.blob.core.windows.net/CONTAINER;\n"
-	        "credentials from SITEREC_ACCOUNT_KEY or SITEREC_SAS; --ca FILE before the verb.\n");
+	        "credentials from SITEREC_ACCOUNT_KEY or SITEREC_SAS; --ca FILE before the verb\n"
+	        "(store) or among the options (points, protect, replicate, status, verify).\n");
 }
 
 int main(int argc, char **argv)
@@ -63,6 +77,9 @@ int main(int argc, char **argv)
 		rc = cmd_workload(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "points"))
 		rc = cmd_points(argc - 1, argv + 1);
+	else if (!strcmp(argv[1], "protect") || !strcmp(argv[1], "replicate") ||
+	         !strcmp(argv[1], "status") || !strcmp(argv[1], "verify"))
+		rc = cmd_replication(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "version")) {
 		printf("libsiterec %s\n", siterec_version(NULL, NULL, NULL));
 		rc = 0;

@@ -18,31 +18,13 @@ static int points_usage(void)
 	return 2;
 }
 
-/* ms since the epoch as ISO-8601 UTC with milliseconds. */
-static void iso_time(int64_t ms, char *out, size_t cap)
-{
-	time_t s = (time_t)(ms / 1000);
-	struct tm tm;
-	char base[32];
-	if (!gmtime_r(&s, &tm) || !strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm)) {
-		snprintf(out, cap, "%" PRId64 "ms", ms);
-		return;
-	}
-	snprintf(out, cap, "%s.%03dZ", base, (int)(ms % 1000));
-}
-
-static const char *kind_name(uint32_t kind)
-{
-	return kind == SITEREC_RP_CRASH ? "crash" : kind == SITEREC_RP_APP ? "app" : "unknown";
-}
-
 static cJSON *point_json(const siterec_rp_point *p, const char *when)
 {
 	cJSON *o = cJSON_CreateObject(), *disks = cJSON_CreateArray();
 	cJSON_AddNumberToObject(o, "id", (double)p->id);
 	cJSON_AddStringToObject(o, "time", when);
 	cJSON_AddNumberToObject(o, "time_ms", (double)p->cut_time_ms);
-	cJSON_AddStringToObject(o, "kind", kind_name(p->kind));
+	cJSON_AddStringToObject(o, "kind", cli_rp_kind_name(p->kind));
 	for (uint32_t k = 0; k < p->n_disks; k++) {
 		cJSON *d = cJSON_CreateObject();
 		cJSON_AddStringToObject(d, "disk", p->disks[k].disk);
@@ -59,7 +41,7 @@ static cJSON *point_json(const siterec_rp_point *p, const char *when)
 
 static void point_row(const siterec_rp_point *p, const char *when)
 {
-	printf("%-20" PRIu64 "  %-24s  %-5s  %5u ", p->id, when, kind_name(p->kind), p->n_disks);
+	printf("%-20" PRIu64 "  %-24s  %-5s  %5u ", p->id, when, cli_rp_kind_name(p->kind), p->n_disks);
 	for (uint32_t k = 0; k < p->n_disks; k++)
 		printf(" %s@%s", p->disks[k].disk, p->disks[k].snapshot);
 	printf("\n");
@@ -85,7 +67,7 @@ static int list_points(siterec_rp_catalog *cat, const char *vm, int json)
 			return cli_fail(vm);
 		}
 		char when[48];
-		iso_time(p.cut_time_ms, when, sizeof(when));
+		cli_iso_time(p.cut_time_ms, when, sizeof(when));
 		if (json)
 			cJSON_AddItemToArray(arr, point_json(&p, when));
 		else

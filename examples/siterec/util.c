@@ -1,5 +1,7 @@
 #include "cli.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,5 +59,35 @@ int cli_open_store(siterec_store **st, const char *url, const char *ca_file, uin
 	o.progress_payload = payload;
 	if (siterec_store_open(st, url, &o))
 		return cli_fail("store open");
+	return 0;
+}
+
+void cli_iso_time(int64_t ms, char *out, size_t cap)
+{
+	time_t s = (time_t)(ms / 1000);
+	struct tm tm;
+	char base[32];
+	if (!gmtime_r(&s, &tm) || !strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm)) {
+		snprintf(out, cap, "%" PRId64 "ms", ms);
+		return;
+	}
+	snprintf(out, cap, "%s.%03dZ", base, (int)(ms % 1000));
+}
+
+const char *cli_rp_kind_name(uint32_t kind)
+{
+	return kind == SITEREC_RP_CRASH ? "crash" : kind == SITEREC_RP_APP ? "app" : "unknown";
+}
+
+int cli_parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	if (!*s || *s == '-')
+		return -1;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return -1;
+	*out = v;
 	return 0;
 }

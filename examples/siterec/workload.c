@@ -48,26 +48,12 @@ static int workload_usage(void)
 	return 2;
 }
 
-/* Strict unsigned decimal: 0 on success. */
-static int parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-	if (!*s || *s == '-')
-		return -1;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || *end)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 /* ID:PATH:SIZE_MiB; PATH may contain ':' (ID cannot, SIZE cannot). */
 static int parse_disk(char *arg, wl_disk *d)
 {
 	char *c1 = strchr(arg, ':'), *c2 = strrchr(arg, ':');
 	uint64_t mib;
-	if (!c1 || c2 == c1 || c1 == arg || c2 == c1 + 1 || parse_u64(c2 + 1, &mib) || !mib ||
+	if (!c1 || c2 == c1 || c1 == arg || c2 == c1 + 1 || cli_parse_u64(c2 + 1, &mib) || !mib ||
 	    mib > (1ull << 24)) {
 		fprintf(stderr, "siterec: --disk '%s' is not ID:PATH:SIZE_MiB\n", arg);
 		return -1;
@@ -179,14 +165,14 @@ static int parse_args(int argc, char **argv, wl_opts *o)
 				return workload_usage();
 			have_seconds = 1;
 		} else if (!strcmp(a, "--writes")) {
-			if (parse_u64(v, &o->writes) || !o->writes)
+			if (cli_parse_u64(v, &o->writes) || !o->writes)
 				return workload_usage();
 		} else if (!strcmp(a, "--block")) {
-			if (parse_u64(v, &n) || !n || n % 4 || n > 64 * 1024)
+			if (cli_parse_u64(v, &n) || !n || n % 4 || n > 64 * 1024)
 				return workload_usage();
 			o->block = n << 10;
 		} else if (!strcmp(a, "--seed")) {
-			if (parse_u64(v, &o->seed))
+			if (cli_parse_u64(v, &o->seed))
 				return workload_usage();
 		} else {
 			return workload_usage();

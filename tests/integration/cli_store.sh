@@ -90,12 +90,7 @@ check 2 "rm of a missing disk fails" "$bin" store rm "$url/disk0"
 
 # Azurite over HTTPS with a self-signed certificate (its own CA, given with --ca):
 # Azure disks are fixed VHDs, data rounded up to a MiB then the 512-byte footer.
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
-  -addext subjectAltName=IP:127.0.0.1 -keyout "$dir/key.pem" -out "$dir/cert.pem" >/dev/null 2>&1 ||
-  { fail "openssl could not make a certificate"; finish; exit; }
-read -r az_port az_pid < <("$root/scripts/azurite.sh" start "$dir/az" "$dir/cert.pem" "$dir/key.pem") || true
-[ -n "${az_port:-}" ] || { fail "Azurite did not start (it is installed by scripts/setup.sh)"; finish; exit; }
-export SITEREC_ACCOUNT_KEY="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+azurite_https || { fails=$((fails + 1)); finish; exit; }
 az="https://127.0.0.1:$az_port/devstoreaccount1/clistore"
 odd=$dir/odd.vhdx    # 40 MiB + 512 bytes: the VHD rounds the data part up to 41 MiB
 qemu-img create -q -f vhdx "$odd" 41943552
