@@ -72,7 +72,12 @@ SITEREC_API int siterec_store_options_init(siterec_store_options *opts, unsigned
 SITEREC_API int siterec_store_open(siterec_store **out, const char *url,
                                    const siterec_store_options *opts);
 
-/** NULL accepted. Credentials are wiped. @since 0.1 */
+/**
+ * NULL accepted. Credentials are wiped. One limit: libcurl keeps its own copies
+ * of request URLs, which carry the SAS token, and frees them without wiping; a
+ * SAS may therefore stay in freed heap memory of the process (a Shared Key
+ * never does: only signatures travel). @since 0.1
+ */
 SITEREC_API void siterec_store_free(siterec_store *store);
 
 /* ---- replica disks -------------------------------------------------------- */
