@@ -747,6 +747,15 @@ static int leases_renew(siterec_replication *r, const char *what)
 	return 0;
 }
 
+/* Renew when a third of the lease time has gone by: called inside long uploads
+ * and applies, which may outlast a lease (the service then refuses the writes). */
+static int leases_renew_due(siterec_replication *r, const char *what)
+{
+	if (now_ms() - r->renewed_ms < (int64_t)r->lease_s * 1000 / 3)
+		return 0;
+	return leases_renew(r, what);
+}
+
 SITEREC_API int siterec_replication_keepalive(siterec_replication *r)
 {
 	if (!r)
@@ -844,7 +853,9 @@ typedef struct ship_ctx {
 static int ship_write(const void *buf, size_t len, uint64_t off, void *payload)
 {
 	ship_ctx *c = payload;
-	int rc = siterec_store_writer_write_cb(buf, len, off, c->w);
+	int rc = leases_renew_due(c->r, "apply");
+	if (rc == 0)
+		rc = siterec_store_writer_write_cb(buf, len, off, c->w);
 	if (rc)
 		return rc;
 	if (!sr_is_zero(buf, len))
@@ -1063,7 +1074,9 @@ typedef struct init_progress {
 static int init_progress_cb(uint64_t done, uint64_t total, void *payload)
 {
 	init_progress *p = payload;
-	int rc = p->store_fn ? p->store_fn(done, total, p->store_payload) : 0;
+	int rc = leases_renew_due(p->r, "initial copy");
+	if (rc == 0 && p->store_fn)
+		rc = p->store_fn(done, total, p->store_payload);
 	if (rc == 0 && p->r->opts.progress)
 		rc = p->r->opts.progress(p->base + done, p->total, p->r->opts.progress_payload);
 	return rc;
