@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the benchmarks in bench/: each measures libsiterec and a peer in the same
-# run and prints the ratio. Usage: scripts/bench.sh [tracker|dlog|hashscan|disk|upload]...
-# (upload is not in the default set: it moves 1 GiB through Azurite several times)
+# run and prints the ratio. Usage: scripts/bench.sh [tracker|dlog|hashscan|disk|upload|rpo]...
+# (upload and rpo are not in the default set: upload moves 1 GiB through Azurite
+# several times; rpo runs 4 VMs against Azurite for 2 x 300 s, or
+# SITEREC_BENCH_RPO_SECONDS each)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -14,6 +16,7 @@ for b in $which; do
     hashscan) bash bench/hashscan.sh build/bench/bench_hashscan ;;
     disk) bash bench/disk.sh build/bench/bench_disk ;;
     upload) bash bench/upload.sh build/bench/bench_upload ;;
+    rpo) bash bench/rpo.sh build/examples/siterec/siterec ;;
     *) "build/bench/bench_$b" ;;
   esac
 done
