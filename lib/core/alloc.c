@@ -44,6 +44,19 @@ void *sr_calloc(size_t count, size_t size)
 
 void *sr_realloc(void *p, size_t n) { return cur.realloc_fn(p, n ? n : 1, cur.payload); }
 
+void *sr_grow(void *arr, size_t *cap, size_t n, size_t elem, size_t first)
+{
+	if (arr && n < *cap)
+		return arr;
+	size_t nc = *cap ? *cap * 2 : first;
+	if (nc < *cap || nc > SIZE_MAX / elem)
+		return NULL;
+	void *nv = sr_realloc(arr, nc * elem);
+	if (nv)
+		*cap = nc;
+	return nv;
+}
+
 void sr_free(void *p)
 {
 	if (p)

@@ -37,6 +37,11 @@ int sr_errno_code(int os_errno);
 void *sr_malloc(size_t n);
 void *sr_calloc(size_t count, size_t size);   /* overflow-checked, zeroed */
 void *sr_realloc(void *p, size_t n);
+/* Room for one more element in array arr of n elements of elem bytes with
+ * capacity *cap: doubles it (from `first`) when full. Returns the array (maybe
+ * moved; assign it back), or NULL out of memory with arr and *cap unchanged (no
+ * error set: callers say what was growing). */
+void *sr_grow(void *arr, size_t *cap, size_t n, size_t elem, size_t first);
 void sr_free(void *p);
 char *sr_strdup(const char *s);
 /* Page-aligned allocation of n bytes (for O_DIRECT-friendly and SIMD buffers); free with sr_free_aligned. */

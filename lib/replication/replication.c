@@ -865,14 +865,10 @@ static int ship_write(const void *buf, size_t len, uint64_t off, void *payload)
 	} else if (c->n_ext && off < c->ext[c->n_ext - 1].offset + c->ext[c->n_ext - 1].length) {
 		return sr_err(SITEREC_ECORRUPT, "replication: a coalesced log is not in ascending order");
 	} else {
-		if (c->n_ext == c->cap_ext) {
-			size_t cap = c->cap_ext ? c->cap_ext * 2 : 64;
-			siterec_extent *e = sr_realloc(c->ext, cap * sizeof(*e));
-			if (!e)
-				return sr_err(SITEREC_ENOMEM, "replication: out of memory for extents");
-			c->ext = e;
-			c->cap_ext = cap;
-		}
+		siterec_extent *e = sr_grow(c->ext, &c->cap_ext, c->n_ext, sizeof(*e), 64);
+		if (!e)
+			return sr_err(SITEREC_ENOMEM, "replication: out of memory for extents");
+		c->ext = e;
 		c->ext[c->n_ext].offset = off;
 		c->ext[c->n_ext++].length = len;
 	}

@@ -565,16 +565,12 @@ static int list_ids_cb(const char *name, int kind, uint64_t size, const char *sn
 			snprintf(l->bad, sizeof(l->bad), "%s", name);
 		return 0;
 	}
-	if (l->n == l->cap) {
-		size_t nc = l->cap ? l->cap * 2 : 64;
-		uint64_t *nv = sr_realloc(l->ids, nc * sizeof(*nv));
-		if (!nv) {
-			l->oom = 1;
-			return 1;
-		}
-		l->ids = nv;
-		l->cap = nc;
+	uint64_t *nv = sr_grow(l->ids, &l->cap, l->n, sizeof(*nv), 64);
+	if (!nv) {
+		l->oom = 1;
+		return 1;
 	}
+	l->ids = nv;
 	l->ids[l->n++] = id;
 	return 0;
 }
@@ -974,16 +970,12 @@ static int list_snaps_cb(const char *name, int kind, uint64_t size, const char *
 	snap_list *l = payload;
 	if (kind != SITEREC_STORE_KIND_SNAPSHOT || !snap || strcmp(name, l->disk) != 0)
 		return 0;
-	if (l->n == l->cap) {
-		size_t nc = l->cap ? l->cap * 2 : 32;
-		char **nv = sr_realloc(l->ids, nc * sizeof(*nv));
-		if (!nv) {
-			l->oom = 1;
-			return 1;
-		}
-		l->ids = nv;
-		l->cap = nc;
+	char **nv = sr_grow(l->ids, &l->cap, l->n, sizeof(*nv), 32);
+	if (!nv) {
+		l->oom = 1;
+		return 1;
 	}
+	l->ids = nv;
 	if (!(l->ids[l->n] = sr_strdup(snap))) {
 		l->oom = 1;
 		return 1;

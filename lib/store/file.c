@@ -256,15 +256,12 @@ static int snap_ids(const char *diskdir, uint64_t **ids, size_t *n)
 		tmp[l - 4] = 0;
 		if (parse_id(tmp, &id))
 			continue;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 16;
-			uint64_t *nv = sr_realloc(*ids, cap * sizeof(*nv));
-			if (!nv) {
-				rc = sr_err(SITEREC_ENOMEM, "store: out of memory listing snapshots");
-				break;
-			}
-			*ids = nv;
+		uint64_t *nv = sr_grow(*ids, &cap, *n, sizeof(*nv), 16);
+		if (!nv) {
+			rc = sr_err(SITEREC_ENOMEM, "store: out of memory listing snapshots");
+			break;
 		}
+		*ids = nv;
 		(*ids)[(*n)++] = id;
 	}
 	closedir(d);
@@ -1582,14 +1579,10 @@ typedef struct lvec {
 
 static int lpush(lvec *l, const char *name, int kind, uint64_t size, uint64_t snap)
 {
-	if (l->n == l->cap) {
-		size_t nc = l->cap ? l->cap * 2 : 64;
-		litem *nv = sr_realloc(l->v, nc * sizeof(*nv));
-		if (!nv)
-			return sr_err(SITEREC_ENOMEM, "store list: out of memory");
-		l->v = nv;
-		l->cap = nc;
-	}
+	litem *nv = sr_grow(l->v, &l->cap, l->n, sizeof(*nv), 64);
+	if (!nv)
+		return sr_err(SITEREC_ENOMEM, "store list: out of memory");
+	l->v = nv;
 	litem *it = &l->v[l->n++];
 	snprintf(it->name, sizeof(it->name), "%s", name);
 	it->kind = kind;
