@@ -49,7 +49,7 @@ static int repl_usage(void)
 	        "usage: siterec protect URL VM STATE_DIR --disk ID:PATH[:os|data][:exclude] [--disk ...]\n"
 	        "                       [--interval 30|300|900|0] [--retention SECONDS] [--generation 1|2]\n"
 	        "                       [--ca FILE]\n"
-	        "       siterec replicate STATE_DIR [--cycles N | --follow] [--url URL] [--ca FILE]\n"
+	        "       siterec replicate STATE_DIR [--cycles N [--apply] | --follow] [--url URL] [--ca FILE]\n"
 	        "       siterec status STATE_DIR [--url URL] [--ca FILE]\n"
 	        "       siterec verify STATE_DIR [--point ID] [--url URL] [--ca FILE]\n"
 	        "PATH: a disk image (raw, VHD, VHDX), role data unless :os (exactly one OS disk);\n"
@@ -58,7 +58,9 @@ static int repl_usage(void)
 	        "description in STATE_DIR/cli-vm.json for the other commands (a CLI convenience).\n"
 	        "replicate: the initial replication when pending, then N cycles (default 1), or with\n"
 	        "--follow one per interval (every second when continuous) until SIGINT/SIGTERM,\n"
-	        "which end it after the running step; a line per point on stdout.\n"
+	        "which end it after the running step; a line per point on stdout. Cycles ship\n"
+	        "logs; between them --follow applies shipped logs to the replicas in batches\n"
+	        "(the policy's apply delay); --apply applies all of them after the N cycles.\n"
 	        "verify compares each replica at a point (default: the newest) with its source\n"
 	        "image: meant for a stopped workload (the source moves on after the cut).\n");
 	return 2;
@@ -276,7 +278,7 @@ static void progress_end(void)
 typedef struct common_args {
 	const char *state_dir, *url, *ca;
 	const char *cycles, *point;
-	int follow;
+	int follow, apply;
 } common_args;
 
 static int parse_common(int argc, char **argv, common_args *a, const char *const *allowed)
@@ -295,8 +297,8 @@ static int parse_common(int argc, char **argv, common_args *a, const char *const
 			ok |= !strcmp(*p, o);
 		if (!ok)
 			return repl_usage();
-		if (!strcmp(o, "--follow")) {
-			a->follow = 1;
+		if (!strcmp(o, "--follow") || !strcmp(o, "--apply")) {
+			*(!strcmp(o, "--follow") ? &a->follow : &a->apply) = 1;
 			continue;
 		}
 		if (i + 1 >= argc)
@@ -465,14 +467,29 @@ static void print_point(const char *what, uint64_t id, uint32_t kind, uint64_t b
 	fflush(stdout);
 }
 
-/* Sleep until t (or a signal), renewing the replicas' leases every 10 s (they last 60 s, or less under the test knob). */
-static int wait_until(siterec_replication *r, double t)
+/* Until t (or a signal): apply shipped logs when a batch is due (in slices that
+ * end by t, at least min_apply s), else sleep, renewing the replicas' leases
+ * every 10 s (they last 60 s, or less under the test knob). */
+static int wait_until(siterec_replication *r, double t, double min_apply)
 {
 	double renewed = cli_now();
+	int applied = 0;
 	while (!stop) {
 		double now = cli_now(), left = t - now;
-		if (left <= 0)
+		if (left <= 0 && (applied || min_apply <= 0))
 			return 0;
+		double budget = left > 1 ? 1 : left;
+		if (budget < min_apply && !applied)
+			budget = min_apply;
+		uint64_t waiting = 0;
+		if (siterec_replication_apply(r, (uint32_t)(budget * 1000), 0, &waiting))
+			return cli_fail("apply");
+		applied = 1;
+		double spent = cli_now() - now;
+		if (spent >= 0.05 || (left = t - cli_now()) <= 0) {
+			renewed = cli_now();
+			continue;
+		}
 		if (now - renewed >= 10) {
 			if (siterec_replication_keepalive(r))
 				return cli_fail("keepalive");
@@ -488,13 +505,13 @@ static int wait_until(siterec_replication *r, double t)
 
 static int cmd_replicate(int argc, char **argv)
 {
-	static const char *const allowed[] = { "--url", "--ca", "--cycles", "--follow", NULL };
+	static const char *const allowed[] = { "--url", "--ca", "--cycles", "--follow", "--apply", NULL };
 	common_args a;
 	uint64_t cycles = 1;
 	int rc = parse_common(argc, argv, &a, allowed);
 	if (rc)
 		return rc;
-	if ((a.cycles && a.follow) || (a.cycles && cli_parse_u64(a.cycles, &cycles)))
+	if ((a.cycles && a.follow) || (a.apply && a.follow) || (a.cycles && cli_parse_u64(a.cycles, &cycles)))
 		return repl_usage();
 	vm_desc d;
 	siterec_store *st;
@@ -528,7 +545,8 @@ static int cmd_replicate(int argc, char **argv)
 	 * after a cycle that found nothing written (it adds no point) */
 	double next = cli_now() + (initial ? d.interval_s : 0); /* the initial point counts as a tick */
 	for (uint64_t i = 0; !stop && (a.follow || i < cycles); i++) {
-		if (a.follow && (rc = wait_until(r, next)))
+		/* continuous: a short apply slice between cycles when a batch is due */
+		if (a.follow && (rc = wait_until(r, next, d.interval_s ? 0 : 0.3)))
 			goto out;
 		if (stop)
 			break;
@@ -546,6 +564,16 @@ static int cmd_replicate(int argc, char **argv)
 		else if (!a.follow)
 			printf("cycle: nothing written, no point\n");
 		next = d.interval_s ? t0 + d.interval_s : cli_now() + (res.point_id ? 0 : 0.5);
+	}
+	if (a.apply && !stop) {
+		uint64_t waiting = 0;
+		t0 = cli_now();
+		if (siterec_replication_apply(r, 0, SITEREC_APPLY_NOW, &waiting)) {
+			rc = cli_fail("apply");
+			goto out;
+		}
+		siterec_replication_status_get(r, &s);
+		printf("apply: the replicas hold point %" PRIu64 " (%.2f s)\n", s.applied_point_id, cli_now() - t0);
 	}
 out:
 	siterec_replication_free(r);
@@ -583,6 +611,8 @@ static void print_status(const char *vm_id, const siterec_replication_status *s)
 	printf("points %" PRIu64 "\n", s->points);
 	printf("bytes shipped %" PRIu64 "\n", s->bytes_shipped);
 	printf("pending bytes %" PRIu64 "\n", s->pending_bytes);
+	printf("applied point %" PRIu64 "\n", s->applied_point_id);
+	printf("waiting bytes %" PRIu64 "\n", s->waiting_bytes);
 	printf("generation %" PRIu64 "\n", s->generation);
 }
 
@@ -622,6 +652,7 @@ static int status_from_target(const vm_desc *d, const char *state_dir, siterec_s
 	s->last_point_id = json_dec(o, "cycle");
 	s->last_point_time_ms = (int64_t)json_dec(o, "last_cut_ms");
 	s->bytes_shipped = json_dec(o, "bytes_shipped");
+	s->applied_point_id = json_dec(o, "applied_point");
 	uint64_t applied = json_dec(o, "last_applied_seq");
 	cJSON_Delete(o);
 	siterec_rp_catalog *cat;

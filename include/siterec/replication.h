@@ -19,11 +19,22 @@
  *     protection began is applied to the replicas, so they converge to the
  *     consistent state of that cut; the first recovery point is recorded.
  *  3. siterec_replication_cycle(), on the policy's tick (the caller runs the
- *     loop; the library has no thread of its own): the journal is rotated (one consistent cut
- *     across disks), the sealed logs are coalesced, shipped and applied to the
- *     replicas, each replica is snapshotted and a recovery point added; then the
- *     shipped logs are released and points past the retention window pruned.
- *     The VM's writes never wait for any of this.
+ *     loop; the library has no thread of its own): the journal is rotated (one
+ *     consistent cut across disks), each disk's sealed logs are coalesced into
+ *     one log, shipped to the target as an object ("VM/logs/DISK/SEQ-TAG") in a
+ *     few large requests, and a recovery point is added at once: a log point
+ *     (rp.h), whose content is the replicas' last applied snapshot plus the logs
+ *     shipped since. Then the journal's logs are released (a coalesced copy is
+ *     kept in STATE_DIR/shipped until applied) and points past the retention
+ *     window pruned. The VM's writes never wait for any of this.
+ *  4. siterec_replication_apply(), between cycles: the logs shipped since the
+ *     last apply are coalesced into one batch per disk and applied to the
+ *     replicas (neighbouring writes merged into large requests), in slices of
+ *     the caller's time budget; a finished batch snapshots every replica (the
+ *     base of the points that follow). Applying is the costly part with many
+ *     small writes (one request per scattered extent), so it is done late, in
+ *     large batches (options.apply_delay_s): a block written many times is sent
+ *     once, and dense regions go whole. The RPO depends only on shipping.
  * Every step is recorded before the next begins; after a crash at any instant,
  * opening again and calling the same function resumes (applying a log twice is
  * harmless: it holds whole writes). The state document carries a generation
@@ -112,7 +123,7 @@ typedef struct siterec_vm {
  */
 typedef int (*siterec_quiesce_fn)(int freeze, void *payload);
 
-#define SITEREC_REPLICATION_OPTIONS_VERSION 1
+#define SITEREC_REPLICATION_OPTIONS_VERSION 2
 
 typedef struct siterec_replication_options {
 	unsigned int version;          /**< SITEREC_REPLICATION_OPTIONS_VERSION */
@@ -126,10 +137,14 @@ typedef struct siterec_replication_options {
 	void *quiesce_payload;
 	siterec_progress_fn progress;  /**< bytes done of bytes to do in initial replication and cycles */
 	void *progress_payload;
+	/* version 2 */
+	uint32_t apply_delay_s;        /**< siterec_replication_apply() starts a batch once the oldest
+	                                    write not applied is this old; 0 = 120 */
+	uint32_t reserved;             /**< 0 */
 } siterec_replication_options;
 
 #define SITEREC_REPLICATION_OPTIONS_INIT \
-	{ SITEREC_REPLICATION_OPTIONS_VERSION, 0, NULL, NULL, 300, 0, 0, NULL, NULL, NULL, NULL }
+	{ SITEREC_REPLICATION_OPTIONS_VERSION, 0, NULL, NULL, 300, 0, 0, NULL, NULL, NULL, NULL, 0, 0 }
 
 /** @since 0.1 */
 SITEREC_API int siterec_replication_options_init(siterec_replication_options *opts,
@@ -184,12 +199,13 @@ typedef struct siterec_cycle_result {
 	uint32_t kind;               /**< siterec_rp_kind of the point added, 0 if none */
 	uint64_t point_id;           /**< id of the point added (0 if none) */
 	int64_t cut_time_ms;         /**< its cut */
-	uint64_t bytes_shipped;      /**< data bytes sent to the target */
+	uint64_t bytes_shipped;      /**< log bytes sent to the target */
 	uint64_t points_pruned;
 } siterec_cycle_result;
 
 /**
- * One delta cycle (see the top of this header); result may be NULL. Requires the
+ * One delta cycle (see the top of this header; it ships, it does not apply:
+ * siterec_replication_apply() does); result may be NULL. Requires the
  * initial replication done (SITEREC_ESTATE otherwise). SITEREC_ELEASE when the
  * handle lost its leases (nothing is written). With a 30, 300 or 900 s interval
  * and nothing written since the last point, a point is still added (an RPO is
@@ -201,7 +217,24 @@ typedef struct siterec_cycle_result {
  */
 SITEREC_API int siterec_replication_cycle(siterec_replication *r, siterec_cycle_result *result);
 
-#define SITEREC_REPLICATION_STATUS_VERSION 1
+#define SITEREC_APPLY_NOW 0x1u  /**< start a batch whatever the age of what waits (e.g. before a failover or a verify) */
+
+/**
+ * Apply shipped logs to the replicas (see the top of this header). Works for
+ * about budget_ms (0: until no batch is running) and returns; the next call
+ * goes on where this one stopped (after a crash a batch starts over: applying
+ * twice is harmless). A batch starts when the oldest write not applied is
+ * apply_delay_s old, or at once with SITEREC_APPLY_NOW; it brings the replicas
+ * to the newest point at its start, snapshots them and records them as the
+ * base of the next points. *waiting (may be NULL) gets the bytes of shipped
+ * logs not applied yet (0: the replicas hold the newest point). Renews the
+ * leases as cycles do. Errors as siterec_replication_cycle(), SITEREC_EINVAL
+ * (flags). @since 0.1
+ */
+SITEREC_API int siterec_replication_apply(siterec_replication *r, uint32_t budget_ms, uint32_t flags,
+                                          uint64_t *waiting);
+
+#define SITEREC_REPLICATION_STATUS_VERSION 2
 
 /** Where replication stands (caller sets version). */
 typedef struct siterec_replication_status {
@@ -212,9 +245,12 @@ typedef struct siterec_replication_status {
 	int64_t last_point_time_ms;   /**< cut of the newest point, 0 when none */
 	uint64_t points;              /**< number of points kept */
 	uint64_t bytes_shipped;       /**< in total since protection */
-	uint64_t pending_bytes;       /**< logged and not yet shipped (the churn waiting): an
-	                                   approximation, the size of the log files not yet applied */
+	uint64_t pending_bytes;       /**< logged and not yet shipped (the churn waiting): the size
+	                                   of the journal's logs not shipped yet, headers included */
 	char reason[256];             /**< for SITEREC_REPL_CRITICAL / RESYNC, else "" */
+	/* version 2 */
+	uint64_t applied_point_id;    /**< the newest point the replicas hold (applied) */
+	uint64_t waiting_bytes;       /**< shipped log bytes not applied to the replicas yet */
 } siterec_replication_status;
 
 /** @since 0.1 */

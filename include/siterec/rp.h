@@ -3,12 +3,18 @@
  * kept in the storage target next to its replica disks, so that any host that
  * can open the target can list them and fail over from them.
  *
- * A point names, for each protected disk, a snapshot of its replica disk taken
- * after one replication cycle was applied to every disk (one consistent cut
- * across the VM's disks), plus the cycle sequence (the point's id), the time of
- * the cut, its kind (crash-consistent, or app-consistent when the caller's
- * quiesce callback succeeded around the cut) and the extents the cycle changed
- * on each disk. Points are immutable once added.
+ * A point names, for each protected disk, a snapshot of its replica disk, plus
+ * the cycle sequence (the point's id), the time of the cut (one consistent cut
+ * across the VM's disks), its kind (crash-consistent, or app-consistent when the
+ * caller's quiesce callback succeeded around the cut) and the extents the cycle
+ * changed on each disk. A snapshot point's content is its snapshots. A log point
+ * (version 2, n_logs > 0) also names delta logs kept in the store: its content of
+ * disk i is disk i's snapshot with disk i's logs applied in sequence order. That
+ * is how replication records a point as soon as a cycle's logs are shipped,
+ * before they are applied to the replicas (the slow part: many small writes),
+ * which it does later in larger batches. siterec_rp_read() and
+ * siterec_rp_restore() give a point's content either way. Points are immutable
+ * once added.
  *
  * In the target, a VM's catalogue is one document per point, "VM/points/ID" (ID
  * twenty decimal digits, so the store's name order is id order), written
@@ -47,7 +53,21 @@ typedef struct siterec_rp_disk {
 	uint64_t n_changed;             /**< number of them; UINT64_MAX: unknown (whole disk) */
 } siterec_rp_disk;
 
-#define SITEREC_RP_POINT_VERSION 1
+/**
+ * A delta log shipped with a point (point version 2): the writes one replication
+ * cycle made to one of the point's disks, coalesced (ascending, not
+ * overlapping), kept in the store as a disk object (a page blob) whose size is
+ * the log's length rounded up to 512 with zeros after it.
+ */
+typedef struct siterec_rp_log {
+	uint32_t disk_index;   /**< index into the point's disks */
+	uint32_t reserved;     /**< 0 */
+	uint64_t seq;          /**< the journal sequence of the cut that sealed it; ascending per disk */
+	const char *object;    /**< store name of the disk object holding it ("VM/logs/..."; see rp_add) */
+	uint64_t length;       /**< exact bytes of the log */
+} siterec_rp_log;
+
+#define SITEREC_RP_POINT_VERSION 2
 
 /**
  * A recovery point. As input of siterec_rp_add() the caller fills it; as output
@@ -63,9 +83,12 @@ typedef struct siterec_rp_point {
 	uint32_t n_disks;           /**< 1..256 */
 	uint32_t reserved;          /**< 0 */
 	const siterec_rp_disk *disks;
+	/* version 2 */
+	uint64_t n_logs;            /**< logs to apply on top of the snapshots (0: a snapshot point); at most 100,000 */
+	const siterec_rp_log *logs; /**< ascending by (disk_index, seq) */
 } siterec_rp_point;
 
-#define SITEREC_RP_POINT_INIT { SITEREC_RP_POINT_VERSION, 0, 0, 0, 0, 0, NULL }
+#define SITEREC_RP_POINT_INIT { SITEREC_RP_POINT_VERSION, 0, 0, 0, 0, 0, NULL, 0, NULL }
 
 /**
  * Open the catalogue of VM vm_id (1..64 of [A-Za-z0-9._-], not starting with '.',
@@ -95,6 +118,9 @@ SITEREC_API int siterec_rp_refresh(siterec_rp_catalog *cat);
  * the id must be greater than every id in it (SITEREC_ECONFLICT otherwise, also
  * when another host added that id first: the document is created only if absent;
  * a store retry that finds the document this call wrote is not a conflict).
+ * Logs (version 2): each object must exist with a size of at least its length
+ * (SITEREC_ENOTFOUND), be named "VM/logs/..." for this catalogue's VM, and
+ * appear once; disk_index < n_disks; (disk_index, seq) strictly ascending.
  * Changed extents are stored as given, except that more than 1,000,000 of one
  * disk, or more than fit in the point's document (4 MiB, the store's limit), are
  * merged into fewer, larger ones by closing the smallest gaps first (a superset:
@@ -108,7 +134,11 @@ SITEREC_API int siterec_rp_add(siterec_rp_catalog *cat, const siterec_rp_point *
 /** Number of points in the catalogue (as cached; indexes of siterec_rp_get() run oldest first). @since 0.1 */
 SITEREC_API int siterec_rp_count(siterec_rp_catalog *cat, uint64_t *count);
 
-/** The index-th point (0 = oldest). SITEREC_ERANGE past the end, SITEREC_EVERSION (point->version). @since 0.1 */
+/**
+ * The index-th point (0 = oldest). SITEREC_ERANGE past the end, SITEREC_EVERSION
+ * (point->version; also a version-1 point asked for a log point, whose
+ * snapshots alone are not its content). @since 0.1
+ */
 SITEREC_API int siterec_rp_get(siterec_rp_catalog *cat, uint64_t index, siterec_rp_point *point);
 
 /** The point with this id; SITEREC_ENOTFOUND. @since 0.1 */
@@ -131,23 +161,48 @@ SITEREC_API int siterec_rp_select(siterec_rp_catalog *cat, uint32_t how, int64_t
                                   uint64_t *id_out);
 
 /**
- * Read length bytes at offset of disk disk_index of point id (its snapshot), e.g.
- * to restore or verify. Errors as siterec_store_read(), SITEREC_ENOTFOUND,
- * SITEREC_ERANGE (disk_index). @since 0.1
+ * Read length bytes at offset of disk disk_index of point id (its content), e.g.
+ * to verify. For a log point the disk is first materialised whole into an
+ * unlinked temporary file (in TMPDIR, else /tmp): its snapshot, then its logs;
+ * the catalogue keeps the last one materialised, so reading a disk in pieces
+ * costs one materialisation. Errors as siterec_store_read(), SITEREC_ENOTFOUND,
+ * SITEREC_ERANGE (disk_index), SITEREC_ECORRUPT (a log that does not verify).
+ * @since 0.1
  */
 SITEREC_API int siterec_rp_read(siterec_rp_catalog *cat, uint64_t id, uint32_t disk_index,
                                 void *buf, size_t length, uint64_t offset);
+
+#define SITEREC_RP_RESTORE_ZEROS 0x1u  /**< also write the snapshot's unallocated ranges (zeros) */
+
+/**
+ * Write the content of disk disk_index of point id through write (e.g. a store
+ * writer, a local file, a new disk): the snapshot's allocated ranges in
+ * ascending order in pieces of at most 4 MiB (with SITEREC_RP_RESTORE_ZEROS its
+ * unallocated ranges too, as zeros; without it the destination must read as
+ * zeros there), then each log's records in sequence order (a later write of a
+ * range overrides an earlier one: the destination must keep writes in order).
+ * Each log is read whole from the store and verified before any of its records
+ * is written (SITEREC_ECORRUPT). progress (may be NULL) gets bytes done of the
+ * total. A non-zero return of write or progress stops with
+ * SITEREC_EABORTED. Errors as siterec_rp_read(). @since 0.1
+ */
+SITEREC_API int siterec_rp_restore(siterec_rp_catalog *cat, uint64_t id, uint32_t disk_index,
+                                   uint32_t flags, siterec_write_fn write, void *write_payload,
+                                   siterec_progress_fn progress, void *progress_payload);
 
 /**
  * Retention: delete every point whose cut is older than now_ms - retention_ms,
  * except the newest point, which is always kept (failover needs one), and
  * except ids in keep (n_keep of them; e.g. a point a test failover is running
- * from). For each: its document, then its snapshots. Then sweep the snapshots
- * of the catalogue's disks that no point references and that were taken before
- * the newest snapshot a point references (left by a crash between a snapshot
- * and its point, or between a prune's two steps; a snapshot taken for a cycle
- * not added yet is newer and left alone). A snapshot that a remaining point
- * also references is not deleted; one already gone is not an error. The
+ * from). For each: its document, then its snapshots and logs. Then sweep the
+ * snapshots of the catalogue's disks that no point references and that were
+ * taken before the newest snapshot a point references (left by a crash between a
+ * snapshot and its point, or between a prune's two steps; a snapshot taken for a
+ * cycle not added yet is newer and left alone), and the log objects under
+ * "VM/logs/" that no point references and whose seq (the name's 20 digits after
+ * the last '/': "VM/logs/DISK/SEQ-TAG") is below the newest seq a point
+ * references. A snapshot or log that a remaining point also references is not
+ * deleted; one already gone is not an error. The
  * catalogue is refreshed first. On failure the call stops at the first error;
  * what was done stays done (a later prune finishes it). *pruned (may be NULL)
  * gets the number of points deleted, also on failure. @since 0.1

@@ -149,6 +149,21 @@ SITEREC_API int siterec_store_writer_zero(siterec_store_writer *w, uint64_t offs
  */
 SITEREC_API int siterec_store_writer_finish(siterec_store_writer *w);
 
+/**
+ * Let the writer merge writes separated by gaps of at most max_gap bytes (a
+ * multiple of 512) into one request of at most 4 MiB, filling the gaps with the
+ * disk's current content, read in one request per merged run: many small
+ * scattered writes then cost two requests per run instead of one per write.
+ * Writes (and zeros) must then come in ascending order without overlap
+ * (SITEREC_EINVAL from one that goes back; it is not queued); merging stops at
+ * a finish. Worth it where a request costs more than moving 2 x max_gap bytes
+ * (Azure page blobs: 64 to 256 KiB); 0, the default, turns it off. A disk
+ * written by someone else meanwhile in a gap would have that write undone:
+ * use it on a disk the writer owns (leased). SITEREC_EINVAL for a bad max_gap
+ * or a call after the first write. @since 0.1
+ */
+SITEREC_API int siterec_store_writer_set_merge(siterec_store_writer *w, uint64_t max_gap);
+
 /** Free a writer; writes not finished are abandoned (may or may not have landed). NULL accepted. @since 0.1 */
 SITEREC_API void siterec_store_writer_free(siterec_store_writer *w);
 

@@ -9,6 +9,7 @@
  * are absolute (applying one twice is harmless) and are released only once the
  * state records them applied, a point's id is above every id present. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,7 +29,7 @@
 #include "siterec/rp.h"
 #include "../store/store_internal.h"
 
-#define REPL_FORMAT 1
+#define REPL_FORMAT 2            /* 2: log shipping (applied_seq, base snapshots) */
 #define REPL_MAX_DISKS 64
 #define REPL_ID_MAX 64
 #define REPL_DOC_MAX (1u << 20)
@@ -36,7 +37,11 @@
 #define REPL_IDLE_RENEW_S 10     /* an idle continuous cycle renews at most this often */
 #define DL_EMPTY_ACTIVE 128      /* an unsealed delta log without a record: its header */
 
-static const size_t repl_opt_sizes[] = { 0, sizeof(siterec_replication_options) };
+#define REPL_APPLY_DELAY_S 120   /* default options.apply_delay_s */
+#define REPL_LOG_TAG 8           /* hex digits of the lease id that tag this handle's log objects */
+
+static const size_t repl_opt_sizes[] = { 0, offsetof(siterec_replication_options, apply_delay_s),
+                                         sizeof(siterec_replication_options) };
 
 typedef struct repl_disk {
 	char *id;
@@ -49,6 +54,7 @@ typedef struct repl_disk {
 	uint32_t copied;      /* initial copy done (state) */
 	uint32_t leased;      /* this handle holds the writer lease on the replica */
 	char name[REPL_ID_MAX * 2 + 16];  /* "VM/disks/DISK" */
+	char base[SITEREC_STORE_ID_MAX];  /* snapshot of the replica at applied_seq (state) */
 } repl_disk;
 
 typedef struct repl_state {
@@ -56,7 +62,10 @@ typedef struct repl_state {
 	uint32_t state;
 	char protection[33];
 	uint64_t first_seq;
-	uint64_t last_applied;
+	uint64_t last_applied;   /* journal logs up to here are shipped (and released) */
+	uint64_t applied_seq;    /* the replicas hold every shipped log up to here */
+	uint64_t applied_point;  /* ... that is, this point's content; base snapshots in the disks */
+	int64_t applied_cut_ms;  /* its cut */
 	uint64_t cycle;
 	int64_t created_ms;
 	int64_t last_cut_ms;
@@ -85,6 +94,7 @@ struct siterec_replication {
 	uint32_t lease_s;        /* lease duration */
 	int lease_lost;          /* a renewal failed: the handle never writes again */
 	int64_t renewed_ms;      /* last renewal of every lease */
+	struct apply_batch *batch;  /* siterec_replication_apply() in progress, or NULL */
 };
 
 SITEREC_API int siterec_replication_options_init(siterec_replication_options *opts,
@@ -147,11 +157,13 @@ static void disks_free(repl_disk *d, uint32_t n)
 }
 
 static void leases_release(siterec_replication *r);
+static void batch_free(struct apply_batch *b);
 
 SITEREC_API void siterec_replication_free(siterec_replication *r)
 {
 	if (!r)
 		return;
+	batch_free(r->batch);
 	leases_release(r);
 	siterec_rp_free(r->cat);
 	siterec_journal_free(r->jr);
@@ -286,6 +298,9 @@ static cJSON *state_json(const siterec_replication *r, const repl_state *s)
 	cJSON_AddItemToObject(o, "reason", cJSON_CreateString(s->reason));
 	add_u64(o, "first_seq", (uint64_t)s->first_seq);
 	add_u64(o, "last_applied_seq", (uint64_t)s->last_applied);
+	add_u64(o, "applied_seq", s->applied_seq);
+	add_u64(o, "applied_point", s->applied_point);
+	add_u64(o, "applied_cut_ms", (uint64_t)s->applied_cut_ms);
 	add_u64(o, "cycle", (uint64_t)s->cycle);
 	add_u64(o, "created_ms", (uint64_t)s->created_ms);
 	add_u64(o, "last_cut_ms", (uint64_t)s->last_cut_ms);
@@ -306,6 +321,7 @@ static cJSON *state_json(const siterec_replication *r, const repl_state *s)
 		cJSON_AddItemToObject(e, "role", cJSON_CreateString(d->role == SITEREC_DISK_ROLE_OS ? "os" : "data"));
 		cJSON_AddItemToObject(e, "excluded", cJSON_CreateBool(d->excluded));
 		cJSON_AddItemToObject(e, "copied", cJSON_CreateBool(d->copied));
+		cJSON_AddItemToObject(e, "base", cJSON_CreateString(d->base));
 	}
 	return o;
 }
@@ -401,9 +417,10 @@ static int state_load(siterec_replication *r, int check_vm)
 	else if (!cJSON_IsNumber(ver) || !(ver->valuedouble >= 1 && ver->valuedouble <= 0x1p53) ||
 	         ver->valuedouble != (double)(uint64_t)ver->valuedouble)
 		rc = state_bad(r, "no valid \"version\"");
-	else if (ver->valuedouble > REPL_FORMAT)
-		rc = sr_err(SITEREC_EVERSION, "replication: state document %s has version %.0f"
-		            " (this library reads up to %d)", r->doc_name, ver->valuedouble, REPL_FORMAT);
+	else if (ver->valuedouble != REPL_FORMAT)
+		rc = sr_err(SITEREC_EVERSION, "replication: state document %s has version %.0f; this library "
+		            "reads version %d%s", r->doc_name, ver->valuedouble, REPL_FORMAT,
+		            ver->valuedouble < REPL_FORMAT ? " (from before log shipping: protect the VM again)" : "");
 	else if (!cJSON_IsString(vm) || strcmp(vm->valuestring, r->vm_id) != 0)
 		rc = state_bad(r, "\"vm\" does not name this VM");
 	else if (!cJSON_IsString(prot) || strlen(prot->valuestring) >= sizeof(s.protection) ||
@@ -413,6 +430,8 @@ static int state_load(siterec_replication *r, int check_vm)
 		rc = state_bad(r, "no valid \"state\"");
 	else if (json_u64(o, "generation", &s.generation) || json_u64(o, "first_seq", &s.first_seq) ||
 	         json_u64(o, "last_applied_seq", &s.last_applied) || json_u64(o, "cycle", &s.cycle) ||
+	         json_u64(o, "applied_seq", &s.applied_seq) || json_u64(o, "applied_point", &s.applied_point) ||
+	         json_i64(o, "applied_cut_ms", &s.applied_cut_ms) ||
 	         json_i64(o, "created_ms", &s.created_ms) || json_i64(o, "last_cut_ms", &s.last_cut_ms) ||
 	         json_i64(o, "last_app_ms", &s.last_app_ms) ||
 	         json_u64(o, "bytes_shipped", &s.bytes_shipped))
@@ -435,11 +454,13 @@ static int state_load(siterec_replication *r, int check_vm)
 		const cJSON *e = cJSON_GetArrayItem(disks, (int)i);
 		const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id"),
 		            *ex = cJSON_GetObjectItemCaseSensitive(e, "excluded"),
-		            *cp = cJSON_GetObjectItemCaseSensitive(e, "copied");
+		            *cp = cJSON_GetObjectItemCaseSensitive(e, "copied"),
+		            *base = cJSON_GetObjectItemCaseSensitive(e, "base");
 		uint64_t size;
 		if (!cJSON_IsString(id) || !id_ok(id->valuestring) || json_u64(e, "size", &size) ||
-		    !cJSON_IsBool(ex) || !cJSON_IsBool(cp)) {
-			rc = state_bad(r, "a disk entry lacks id, size, excluded or copied");
+		    !cJSON_IsBool(ex) || !cJSON_IsBool(cp) || !cJSON_IsString(base) ||
+		    strlen(base->valuestring) >= SITEREC_STORE_ID_MAX) {
+			rc = state_bad(r, "a disk entry lacks id, size, excluded, copied or base");
 			break;
 		}
 		const repl_disk *vd = NULL;
@@ -467,6 +488,7 @@ static int state_load(siterec_replication *r, int check_vm)
 			break;
 		}
 		nd[i].copied = cJSON_IsTrue(cp);
+		snprintf(nd[i].base, sizeof(nd[i].base), "%s", base->valuestring);
 		if (!nd[i].excluded)
 			np[n_prot++] = i;
 	}
@@ -850,16 +872,9 @@ typedef struct ship_ctx {
 	uint64_t done, total;  /* progress over all disks */
 } ship_ctx;
 
-static int ship_write(const void *buf, size_t len, uint64_t off, void *payload)
+/* Append [off, off+len) to c's extents (ascending: a log coalesced). */
+static int extent_add(ship_ctx *c, uint64_t off, uint64_t len)
 {
-	ship_ctx *c = payload;
-	int rc = leases_renew_due(c->r, "apply");
-	if (rc == 0)
-		rc = siterec_store_writer_write_cb(buf, len, off, c->w);
-	if (rc)
-		return rc;
-	if (!sr_is_zero(buf, len))
-		c->bytes += len;
 	if (c->n_ext && c->ext[c->n_ext - 1].offset + c->ext[c->n_ext - 1].length == off) {
 		c->ext[c->n_ext - 1].length += len;
 	} else if (c->n_ext && off < c->ext[c->n_ext - 1].offset + c->ext[c->n_ext - 1].length) {
@@ -872,6 +887,11 @@ static int ship_write(const void *buf, size_t len, uint64_t off, void *payload)
 		c->ext[c->n_ext].offset = off;
 		c->ext[c->n_ext++].length = len;
 	}
+	return 0;
+}
+
+static int ship_progress(ship_ctx *c, uint64_t len)
+{
 	c->done += len;
 	if (c->r->opts.progress) {
 		int p = c->r->opts.progress(c->done, c->total, c->r->opts.progress_payload);
@@ -879,6 +899,21 @@ static int ship_write(const void *buf, size_t len, uint64_t off, void *payload)
 			return sr_err_callback(p, "replication progress callback");
 	}
 	return 0;
+}
+
+static int ship_write(const void *buf, size_t len, uint64_t off, void *payload)
+{
+	ship_ctx *c = payload;
+	int rc = leases_renew_due(c->r, "apply");
+	if (rc == 0)
+		rc = siterec_store_writer_write_cb(buf, len, off, c->w);
+	if (rc)
+		return rc;
+	if (!sr_is_zero(buf, len))
+		c->bytes += len;
+	if ((rc = extent_add(c, off, len)) != 0)
+		return rc;
+	return ship_progress(c, len);
 }
 
 static void ship_path(const siterec_replication *r, uint32_t pi, char *buf, size_t cap)
@@ -952,6 +987,181 @@ static int apply_disk(siterec_replication *r, uint32_t pi, ship_ctx *c)
 	return rc;
 }
 
+/* ---- shipping logs as objects (log points) ---- */
+
+/* "VM/logs/DISK/SEQ-TAG": TAG from this handle's lease id, so that a stale
+ * replicator never overwrites an object a newer one's point names. */
+static void log_object(const siterec_replication *r, uint32_t pi, uint64_t seq, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s/logs/%s/%020" PRIu64 "-%.*s", r->vm_id, r->disks[r->prot[pi]].id, seq,
+	         REPL_LOG_TAG, r->lease_id);
+}
+
+/* STATE_DIR/shipped/DISK@SEQ-TAG.dlog: the local copy of a log object, kept
+ * until applied ('@' is not in ids). */
+static void kept_path(const siterec_replication *r, const char *object, char *buf, size_t cap)
+{
+	const char *rest = object + strlen(r->vm_id) + strlen("/logs/");
+	const char *slash = strrchr(rest, '/');
+	int dl = slash ? (int)(slash - rest) : 0;
+	snprintf(buf, cap, "%s/shipped/%.*s@%s.dlog", r->state_dir, dl, rest, slash ? slash + 1 : rest);
+}
+
+static uint64_t round512(uint64_t n)
+{
+	return (n + 511) / 512 * 512;
+}
+
+/* Upload the file at path as the disk object `object` (its length rounded up
+ * to 512, zeros after it); an object left by an earlier try is replaced. */
+static int object_put_file(siterec_replication *r, const char *path, const char *object, uint64_t *len_out,
+                           ship_ctx *c)
+{
+	siterec_store *st = r->opts.store;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat sb;
+	if (fd < 0 || fstat(fd, &sb) != 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return sr_err_os(sr_errno_code(e), e, "replication: cannot read %s", path);
+	}
+	uint64_t len = (uint64_t)sb.st_size;
+	int rc = siterec_store_disk_create(st, object, round512(len));
+	if (rc == SITEREC_EEXISTS) {
+		siterec_error_clear();
+		if ((rc = siterec_store_disk_delete(st, object, SITEREC_STORE_DELETE_SNAPSHOTS, NULL)) == 0)
+			rc = siterec_store_disk_create(st, object, round512(len));
+	}
+	siterec_store_writer *w = NULL;
+	size_t cap = SR_STORE_MAX_REQUEST;
+	uint8_t *buf = rc ? NULL : sr_malloc(cap);
+	if (rc == 0 && !buf)
+		rc = sr_err(SITEREC_ENOMEM, "replication: out of memory");
+	if (rc == 0)
+		rc = siterec_store_writer_open(&w, st, object, NULL);
+	for (uint64_t off = 0; rc == 0 && off < len; off += cap) {
+		size_t n = len - off < cap ? (size_t)(len - off) : cap;
+		size_t padded = (size_t)round512(n);
+		if ((rc = leases_renew_due(r, "ship")) == 0 && (rc = sr_pread_full(fd, buf, n, off)) == 0) {
+			memset(buf + n, 0, padded - n);
+			rc = siterec_store_writer_write(w, buf, padded, off);
+		}
+		if (rc == 0)
+			rc = ship_progress(c, n);
+	}
+	if (rc == 0)
+		rc = siterec_store_writer_finish(w);
+	siterec_store_writer_free(w);
+	sr_free(buf);
+	close(fd);
+	*len_out = len;
+	return rc;
+}
+
+/* The changed extents of a coalesced log, into c. */
+static int log_extents(const char *path, ship_ctx *c)
+{
+	siterec_dlog_reader *rd = NULL;
+	siterec_dlog_record rec;
+	int rc = siterec_dlog_reader_open(&rd, path, NULL);
+	while (rc == 0 && (rc = siterec_dlog_reader_next(rd, &rec)) > 0)
+		rc = extent_add(c, rec.offset, rec.length);
+	siterec_dlog_reader_free(rd);
+	return rc;
+}
+
+/* Ship disk pi's sealed logs from..to: coalesced into one log, uploaded as an
+ * object, kept locally until applied. lg->object (caller frees) is NULL when no
+ * log had a record. */
+static int ship_disk(siterec_replication *r, uint32_t pi, uint64_t from, uint64_t to, ship_ctx *c,
+                     siterec_rp_log *lg)
+{
+	uint64_t data = 0;
+	int has_data = 0;
+	char path[4200], object[512], kept[4400];
+	int rc = coalesce_disk(r, pi, from, to, &data, &has_data);
+	if (rc || !has_data)
+		return rc;
+	ship_path(r, pi, path, sizeof(path));
+	log_object(r, pi, to, object, sizeof(object));
+	kept_path(r, object, kept, sizeof(kept));
+	uint64_t len = 0;
+	if ((rc = log_extents(path, c)) == 0 && (rc = object_put_file(r, path, object, &len, c)) == 0) {
+		char dir[4300];
+		snprintf(dir, sizeof(dir), "%s/shipped", r->state_dir);
+		if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+			rc = sr_err_os(sr_errno_code(errno), errno, "replication: cannot create %s", dir);
+		if (rc == 0 && rename(path, kept) != 0)
+			rc = sr_err_os(sr_errno_code(errno), errno, "replication: cannot keep %s as %s", path, kept);
+	}
+	if (rc == 0 && !(lg->object = sr_strdup(object)))
+		rc = sr_err(SITEREC_ENOMEM, "replication: out of memory");
+	if (rc == 0) {
+		lg->disk_index = pi;
+		lg->seq = to;
+		lg->length = len;
+		c->bytes += len;
+	}
+	return rc;
+}
+
+static void logs_free(siterec_rp_log *logs, uint64_t n)
+{
+	for (uint64_t i = 0; logs && i < n; i++)
+		sr_free((char *)logs[i].object);
+	sr_free(logs);
+}
+
+/* The logs a point after applied_seq names: those of the newest point p (if
+ * any) above applied_seq, then the new ones (one per disk at most, NULL object
+ * when none), ordered by disk then seq. Copies the strings. */
+static int point_logs(const siterec_replication *r, const siterec_rp_point *p, const siterec_rp_log *fresh,
+                      siterec_rp_log **out, uint64_t *n_out)
+{
+	uint64_t n = 0, cap = (p ? p->n_logs : 0) + r->n_prot;
+	siterec_rp_log *logs = sr_calloc((size_t)cap + 1, sizeof(*logs));
+	if (!logs)
+		return sr_err(SITEREC_ENOMEM, "replication: out of memory");
+	int rc = 0;
+	for (uint32_t pi = 0; rc == 0 && pi < r->n_prot; pi++) {
+		for (uint64_t k = 0; p && k < p->n_logs; k++) {
+			const siterec_rp_log *l = &p->logs[k];
+			if (l->disk_index != pi || l->seq <= r->st.applied_seq)
+				continue;
+			logs[n] = *l;
+			if (!(logs[n++].object = sr_strdup(l->object)))
+				rc = sr_err(SITEREC_ENOMEM, "replication: out of memory");
+		}
+		if (rc == 0 && fresh && fresh[pi].object) {
+			logs[n] = fresh[pi];
+			if (!(logs[n++].object = sr_strdup(fresh[pi].object)))
+				rc = sr_err(SITEREC_ENOMEM, "replication: out of memory");
+		}
+	}
+	if (rc) {
+		logs_free(logs, n);
+		return rc;
+	}
+	*out = logs;
+	*n_out = n;
+	return 0;
+}
+
+/* The newest point (version 2 view) into *p; 0 with *have = 0 when none. */
+static int newest_point(siterec_replication *r, siterec_rp_point *p, int *have)
+{
+	uint64_t count = 0;
+	*have = 0;
+	int rc = siterec_rp_count(r->cat, &count);
+	if (rc == 0 && count > 0 && (rc = siterec_rp_get(r->cat, count - 1, p)) == 0)
+		*have = 1;
+	if (rc == 0 && *have && p->n_disks != r->n_prot)
+		rc = sr_err(SITEREC_ECORRUPT, "replication: VM %s: point %" PRIu64 " has %u disks, the VM %u "
+		            "protected", r->vm_id, p->id, p->n_disks, r->n_prot);
+	return rc;
+}
+
 /* Rotate, ship every log not applied yet up to the cut, snapshot, add the point,
  * record the state, release the logs, prune (not for the first point). */
 static int do_cut(siterec_replication *r, int initial, siterec_cycle_result *res)
@@ -986,30 +1196,58 @@ static int do_cut(siterec_replication *r, int initial, siterec_cycle_result *res
 	char (*snaps)[SITEREC_STORE_ID_MAX] = sr_calloc(r->n_prot, SITEREC_STORE_ID_MAX);
 	if (!cs || !pd || !snaps)
 		rc = sr_err(SITEREC_ENOMEM, "replication: out of memory");
+	siterec_rp_log *fresh = sr_calloc(r->n_prot, sizeof(siterec_rp_log)), *logs = NULL;
+	uint64_t n_logs = 0;
+	if (rc == 0 && !fresh)
+		rc = sr_err(SITEREC_ENOMEM, "replication: out of memory");
 	uint64_t total = 0, done = 0, bytes = 0;
-	for (uint32_t i = 0; rc == 0 && sealed >= from && i < r->n_prot; i++)
-		rc = coalesce_disk(r, i, from, sealed, &total, &cs[i].has_data);
-	for (uint32_t i = 0; rc == 0 && sealed >= from && i < r->n_prot; i++) {
-		if (!cs[i].has_data)
-			continue;
-		cs[i].r = r;
-		cs[i].done = done;
-		cs[i].total = total;
-		rc = apply_disk(r, i, &cs[i]);
-		done = cs[i].done;
-		bytes += cs[i].bytes;
+	if (initial) {
+		/* the replicas are brought to the cut and snapshotted: a snapshot point */
+		for (uint32_t i = 0; rc == 0 && sealed >= from && i < r->n_prot; i++)
+			rc = coalesce_disk(r, i, from, sealed, &total, &cs[i].has_data);
+		for (uint32_t i = 0; rc == 0 && sealed >= from && i < r->n_prot; i++) {
+			if (!cs[i].has_data)
+				continue;
+			cs[i].r = r;
+			cs[i].done = done;
+			cs[i].total = total;
+			rc = apply_disk(r, i, &cs[i]);
+			done = cs[i].done;
+			bytes += cs[i].bytes;
+		}
+		for (uint32_t i = 0; rc == 0 && i < r->n_prot; i++)
+			rc = siterec_store_snapshot(r->opts.store, r->disks[r->prot[i]].name, snaps[i],
+			                            SITEREC_STORE_ID_MAX);
+	} else {
+		/* each disk's logs go as one object; the point names them on top of
+		 * the replicas' last applied snapshots */
+		for (uint32_t i = 0; rc == 0 && sealed >= from && i < r->n_prot; i++) {
+			char path[4200];
+			struct stat sb;
+			for (uint64_t q = from; q <= sealed; q++)
+				if (siterec_journal_log_path(r->jr, i, q, path, sizeof(path)) == 0 && stat(path, &sb) == 0)
+					total += (uint64_t)sb.st_size;
+			siterec_error_clear();
+		}
+		for (uint32_t i = 0; rc == 0 && sealed >= from && i < r->n_prot; i++) {
+			cs[i].r = r;
+			cs[i].done = done;
+			cs[i].total = total;
+			rc = ship_disk(r, i, from, sealed, &cs[i], &fresh[i]);
+			done = cs[i].done;
+			bytes += cs[i].bytes;
+		}
+		for (uint32_t i = 0; rc == 0 && i < r->n_prot; i++)
+			snprintf(snaps[i], SITEREC_STORE_ID_MAX, "%s", r->disks[r->prot[i]].base);
 	}
-	for (uint32_t i = 0; rc == 0 && i < r->n_prot; i++)
-		rc = siterec_store_snapshot(r->opts.store, r->disks[r->prot[i]].name, snaps[i],
-		                            SITEREC_STORE_ID_MAX);
-	uint64_t id = r->st.cycle + 1, count = 0;
-	if (rc == 0 && (rc = siterec_rp_refresh(r->cat)) == 0 && (rc = siterec_rp_count(r->cat, &count)) == 0 &&
-	    count > 0) {
-		/* a point added by a run that died before recording it: go past it */
-		siterec_rp_point last = SITEREC_RP_POINT_INIT;
-		if ((rc = siterec_rp_get(r->cat, count - 1, &last)) == 0 && last.id >= id)
-			id = last.id + 1;
-	}
+	uint64_t id = r->st.cycle + 1;
+	siterec_rp_point last = SITEREC_RP_POINT_INIT;
+	int have = 0;
+	if (rc == 0 && (rc = siterec_rp_refresh(r->cat)) == 0 && (rc = newest_point(r, &last, &have)) == 0 &&
+	    have && last.id >= id)
+		id = last.id + 1;   /* a point added by a run that died before recording it: go past it */
+	if (rc == 0 && !initial)
+		rc = point_logs(r, have ? &last : NULL, fresh, &logs, &n_logs);
 	if (rc == 0) {
 		for (uint32_t i = 0; i < r->n_prot; i++) {
 			pd[i].disk = r->disks[r->prot[i]].name;
@@ -1023,6 +1261,8 @@ static int do_cut(siterec_replication *r, int initial, siterec_cycle_result *res
 		p.cut_time_ms = cut;
 		p.n_disks = r->n_prot;
 		p.disks = pd;
+		p.n_logs = n_logs;
+		p.logs = logs;
 		rc = siterec_rp_add(r->cat, &p);
 	}
 	if (rc == 0) {
@@ -1036,6 +1276,13 @@ static int do_cut(siterec_replication *r, int initial, siterec_cycle_result *res
 		if (kind == SITEREC_RP_APP)
 			s.last_app_ms = cut;
 		s.bytes_shipped += bytes;
+		if (initial) {
+			s.applied_seq = s.last_applied;
+			s.applied_point = id;
+			s.applied_cut_ms = cut;
+			for (uint32_t i = 0; i < r->n_prot; i++)
+				snprintf(r->disks[r->prot[i]].base, SITEREC_STORE_ID_MAX, "%s", snaps[i]);
+		}
 		rc = state_put(r, &s, 0);
 	}
 	if (rc == 0 && sealed >= from)
@@ -1052,10 +1299,275 @@ static int do_cut(siterec_replication *r, int initial, siterec_cycle_result *res
 	}
 	for (uint32_t i = 0; cs && i < r->n_prot; i++)
 		sr_free(cs[i].ext);
+	for (uint32_t i = 0; fresh && i < r->n_prot; i++)
+		sr_free((char *)fresh[i].object);
+	sr_free(fresh);
+	logs_free(logs, n_logs);
 	sr_free(cs);
 	sr_free(pd);
 	sr_free(snaps);
 	return rc;
+}
+
+/* ---- applying shipped logs (siterec_replication_apply) ---- */
+
+#define REPL_MERGE_GAP (256u * 1024)  /* Azure: a request costs more than moving 2 x this */
+
+typedef struct apply_batch {
+	uint64_t point_id;       /* the replicas are brought to this point's content */
+	int64_t cut_ms;
+	uint64_t to_seq;         /* its newest log */
+	siterec_rp_log *logs;    /* its logs above applied_seq (owned) */
+	uint64_t n_logs;
+	uint32_t disk;           /* protected disk being applied */
+	siterec_dlog_reader *rd; /* on that disk's batch log, NULL before it is prepared */
+	siterec_store_writer *w;
+	char path[4200];         /* the batch log (unlinked after if it is a coalesced one) */
+	int coalesced;
+} apply_batch;
+
+static void batch_free(apply_batch *b)
+{
+	if (!b)
+		return;
+	siterec_dlog_reader_free(b->rd);
+	siterec_store_writer_free(b->w);
+	if (b->coalesced)
+		unlink(b->path);
+	logs_free(b->logs, b->n_logs);
+	sr_free(b);
+}
+
+/* The local copy of a log object, fetched from the target when this host does
+ * not have it (another host shipped it) or it does not verify. */
+static int kept_fetch(siterec_replication *r, const siterec_rp_log *l, char *path, size_t cap)
+{
+	kept_path(r, l->object, path, cap);
+	siterec_dlog_info info = { .version = SITEREC_DLOG_INFO_VERSION };
+	if (siterec_dlog_verify(path, NULL, &info) == 0 && info.sealed)
+		return 0;
+	siterec_error_clear();
+	char dir[4300], tmp[4400];
+	snprintf(dir, sizeof(dir), "%s/shipped", r->state_dir);
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return sr_err_os(sr_errno_code(errno), errno, "replication: cannot create %s", dir);
+	snprintf(tmp, sizeof(tmp), "%s.part", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return sr_err_os(sr_errno_code(errno), errno, "replication: cannot create %s", tmp);
+	size_t bcap = SR_STORE_MAX_REQUEST;
+	uint8_t *buf = sr_malloc(bcap);
+	int rc = buf ? 0 : sr_err(SITEREC_ENOMEM, "replication: out of memory");
+	for (uint64_t off = 0; rc == 0 && off < l->length; off += bcap) {
+		size_t n = l->length - off < bcap ? (size_t)(l->length - off) : bcap;
+		if ((rc = siterec_store_read(r->opts.store, l->object, NULL, buf, n, off)) == 0)
+			rc = sr_pwrite_full(fd, buf, n, off);
+	}
+	sr_free(buf);
+	if (close(fd) != 0 && rc == 0)
+		rc = sr_err_os(SITEREC_EIO, errno, "replication: cannot write %s", tmp);
+	if (rc == 0 && rename(tmp, path) != 0)
+		rc = sr_err_os(sr_errno_code(errno), errno, "replication: cannot rename %s", tmp);
+	if (rc)
+		unlink(tmp);
+	return rc;
+}
+
+/* Prepare disk b->disk: its logs of the batch local, coalesced into one when
+ * several; reader and writer open. *none = 1 when the disk has no log. */
+static int batch_prepare(siterec_replication *r, apply_batch *b, int *none)
+{
+	uint32_t pi = b->disk;
+	uint64_t n = 0;
+	for (uint64_t k = 0; k < b->n_logs; k++)
+		n += b->logs[k].disk_index == pi;
+	*none = n == 0;
+	if (n == 0)
+		return 0;
+	char **paths = sr_calloc((size_t)n, sizeof(char *));
+	int rc = paths ? 0 : sr_err(SITEREC_ENOMEM, "replication: out of memory");
+	uint64_t i = 0;
+	for (uint64_t k = 0; rc == 0 && k < b->n_logs; k++) {
+		if (b->logs[k].disk_index != pi)
+			continue;
+		if (!(paths[i] = sr_malloc(4400)))
+			rc = sr_err(SITEREC_ENOMEM, "replication: out of memory");
+		else
+			rc = kept_fetch(r, &b->logs[k], paths[i], 4400);
+		i++;
+	}
+	if (rc == 0 && n == 1) {
+		snprintf(b->path, sizeof(b->path), "%s", paths[0]);
+		b->coalesced = 0;
+	} else if (rc == 0) {
+		snprintf(b->path, sizeof(b->path), "%s/apply-%u.dlog", r->state_dir, pi);
+		unlink(b->path);
+		b->coalesced = 1;
+		rc = siterec_dlog_coalesce((const char *const *)paths, (size_t)n, b->path, NULL, NULL);
+	}
+	for (uint64_t k = 0; paths && k < n; k++)
+		sr_free(paths[k]);
+	sr_free(paths);
+	if (rc == 0)
+		rc = siterec_dlog_reader_open(&b->rd, b->path, NULL);
+	if (rc == 0)
+		rc = siterec_store_writer_open(&b->w, r->opts.store, r->disks[r->prot[pi]].name, r->lease_id);
+	if (rc == 0 && r->azure)
+		rc = siterec_store_writer_set_merge(b->w, REPL_MERGE_GAP);
+	return rc;
+}
+
+/* Done with disk b->disk: everything written, files closed. */
+static int batch_disk_done(apply_batch *b)
+{
+	int rc = b->w ? siterec_store_writer_finish(b->w) : 0;
+	siterec_dlog_info info = { .version = SITEREC_DLOG_INFO_VERSION };
+	if (rc == 0 && b->rd && (rc = siterec_dlog_reader_info(b->rd, &info)) == 0 && !info.sealed)
+		rc = sr_err(SITEREC_ECORRUPT, "replication: %s is not sealed", b->path);
+	siterec_dlog_reader_free(b->rd);
+	siterec_store_writer_free(b->w);
+	b->rd = NULL;
+	b->w = NULL;
+	if (rc == 0 && b->coalesced)
+		unlink(b->path);
+	b->coalesced = 0;
+	return rc;
+}
+
+/* The batch is applied: snapshot the replicas, record them as the base, drop
+ * the local copies of the logs applied. */
+static int batch_commit(siterec_replication *r, apply_batch *b)
+{
+	int rc = 0;
+	char (*snaps)[SITEREC_STORE_ID_MAX] = sr_calloc(r->n_prot, SITEREC_STORE_ID_MAX);
+	if (!snaps)
+		return sr_err(SITEREC_ENOMEM, "replication: out of memory");
+	for (uint32_t i = 0; rc == 0 && i < r->n_prot; i++)
+		rc = siterec_store_snapshot(r->opts.store, r->disks[r->prot[i]].name, snaps[i], SITEREC_STORE_ID_MAX);
+	if (rc == 0) {
+		repl_state s = r->st;
+		s.applied_seq = b->to_seq;
+		s.applied_point = b->point_id;
+		s.applied_cut_ms = b->cut_ms;
+		for (uint32_t i = 0; i < r->n_prot; i++)
+			snprintf(r->disks[r->prot[i]].base, SITEREC_STORE_ID_MAX, "%s", snaps[i]);
+		rc = state_put(r, &s, 0);
+	}
+	sr_free(snaps);
+	for (uint64_t k = 0; rc == 0 && k < b->n_logs; k++) {
+		char path[4400];
+		kept_path(r, b->logs[k].object, path, sizeof(path));
+		unlink(path);
+	}
+	return rc;
+}
+
+/* Bytes of the newest point's logs above applied_seq; the batch to start, if
+ * asked for, into *out. */
+static int batch_plan(siterec_replication *r, int start, uint64_t *waiting, apply_batch **out)
+{
+	siterec_rp_point p = SITEREC_RP_POINT_INIT;
+	int have = 0;
+	*waiting = 0;
+	int rc = newest_point(r, &p, &have);
+	if (rc || !have)
+		return rc;
+	uint64_t to = 0;
+	for (uint64_t k = 0; k < p.n_logs; k++)
+		if (p.logs[k].seq > r->st.applied_seq) {
+			*waiting += p.logs[k].length;
+			to = p.logs[k].seq > to ? p.logs[k].seq : to;
+		}
+	if (!start || *waiting == 0)
+		return 0;
+	apply_batch *b = sr_calloc(1, sizeof(*b));
+	if (!b)
+		return sr_err(SITEREC_ENOMEM, "replication: out of memory");
+	b->point_id = p.id;
+	b->cut_ms = p.cut_time_ms;
+	b->to_seq = to;
+	if ((rc = point_logs(r, &p, NULL, &b->logs, &b->n_logs)) != 0) {
+		sr_free(b);
+		return rc;
+	}
+	*out = b;
+	return 0;
+}
+
+SITEREC_API int siterec_replication_apply(siterec_replication *r, uint32_t budget_ms, uint32_t flags,
+                                          uint64_t *waiting)
+{
+	if (!r)
+		return sr_err(SITEREC_EINVAL, "replication apply: handle is NULL");
+	if (flags & ~SITEREC_APPLY_NOW)
+		return sr_err(SITEREC_EINVAL, "replication apply: unknown flags 0x%x", flags & ~SITEREC_APPLY_NOW);
+	int64_t t0 = now_ms();
+	int rc = leases_renew_due(r, "apply");
+	if (rc == 0 && r->lease_lost)
+		rc = leases_renew(r, "apply");
+	if (rc)
+		return rc;
+	if (r->st.state != SITEREC_REPL_PROTECTED)
+		return sr_err(SITEREC_ESTATE, "replication apply: VM %s is in state %s: %s", r->vm_id,
+		              state_name(r->st.state),
+		              r->st.state == SITEREC_REPL_INITIAL ? "run the initial replication first" : r->st.reason);
+	uint64_t left = 0;
+	if (!r->batch) {
+		uint32_t delay = r->opts.apply_delay_s ? r->opts.apply_delay_s : REPL_APPLY_DELAY_S;
+		int start = (flags & SITEREC_APPLY_NOW) || t0 - r->st.applied_cut_ms >= (int64_t)delay * 1000;
+		rc = batch_plan(r, start, &left, &r->batch);
+	}
+	while (rc == 0 && r->batch) {
+		apply_batch *b = r->batch;
+		if (b->disk >= r->n_prot) {
+			if ((rc = batch_commit(r, b)) == 0) {
+				batch_free(b);
+				r->batch = NULL;
+				rc = batch_plan(r, 0, &left, &r->batch);
+			}
+			break;
+		}
+		int none = 0;
+		if (!b->rd && (rc = batch_prepare(r, b, &none)) == 0 && none) {
+			b->disk++;
+			continue;
+		}
+		siterec_dlog_record rec;
+		uint64_t k = 0;
+		int paused = 0;
+		while (rc == 0 && (rc = siterec_dlog_reader_next(b->rd, &rec)) > 0) {
+			rc = rec.zero ? siterec_store_writer_zero(b->w, rec.offset, rec.length)
+			              : siterec_store_writer_write(b->w, rec.data, (size_t)rec.length, rec.offset);
+			if (rc == 0 && ++k % 64 == 0 && (rc = leases_renew_due(r, "apply")) == 0 && budget_ms &&
+			    now_ms() - t0 >= (int64_t)budget_ms) {
+				paused = 1;
+				break;
+			}
+		}
+		if (rc == 0 && paused) {
+			rc = siterec_store_writer_finish(b->w);
+			left = 1;
+			break;
+		}
+		if (rc == 0 && (rc = batch_disk_done(b)) == 0)
+			b->disk++;
+		if (rc == 0 && budget_ms && now_ms() - t0 >= (int64_t)budget_ms) {
+			left = 1;
+			break;
+		}
+	}
+	if (rc) {
+		/* start over at the next call: applying twice is harmless */
+		batch_free(r->batch);
+		r->batch = NULL;
+		return rc;
+	}
+	if (waiting) {
+		if ((rc = batch_plan(r, 0, &left, NULL)) != 0)
+			return rc;
+		*waiting = left;
+	}
+	return 0;
 }
 
 /* ---- initial replication ---- */
@@ -1223,8 +1735,9 @@ SITEREC_API int siterec_replication_status_get(siterec_replication *r,
 {
 	if (!r || !status)
 		return sr_err(SITEREC_EINVAL, "replication status: handle or status is NULL");
-	if (status->version < 1)
-		return sr_err(SITEREC_EVERSION, "replication status: version %u is not supported", status->version);
+	if (status->version < 1 || status->version > SITEREC_REPLICATION_STATUS_VERSION)
+		return sr_err(SITEREC_EVERSION, "replication status: version %u is not supported (1..%d)",
+		              status->version, SITEREC_REPLICATION_STATUS_VERSION);
 	int rc = state_load(r, 0);
 	uint64_t count = 0, active = 0;
 	if (rc == 0 && (rc = siterec_rp_refresh(r->cat)) == 0)
@@ -1252,6 +1765,13 @@ SITEREC_API int siterec_replication_status_get(siterec_replication *r,
 	status->points = count;
 	status->bytes_shipped = r->st.bytes_shipped;
 	status->pending_bytes = pending;
+	if (status->version >= 2) {
+		uint64_t waiting = 0;
+		if ((rc = batch_plan(r, 0, &waiting, NULL)) != 0)
+			return rc;
+		status->applied_point_id = r->st.applied_point;
+		status->waiting_bytes = waiting;
+	}
 	snprintf(status->reason, sizeof(status->reason), "%s",
 	         r->st.state >= SITEREC_REPL_RESYNC ? r->st.reason : "");
 	return 0;

@@ -268,7 +268,19 @@ SITEREC_API int siterec_store_ranges(siterec_store *st, const char *name, const 
 	return st->ops->ranges(st, name, snapshot, offset, length, cb, payload);
 }
 
-/* ---- writer: a queue of one contiguous run, sent when it cannot grow ---- */
+/* ---- writer: a queue of one contiguous run, sent when it cannot grow ----
+ * With merging on (set_merge), the run may also hold gaps: stretches between
+ * writes left unfilled until the run is sent, then filled from one read of the
+ * disk. Writes then come in ascending order, so a gap lies above everything
+ * sent before it and the read cannot race a request in flight. */
+
+/* A gap of the pending run, relative to run_off. */
+typedef struct run_gap {
+	uint32_t off, len;
+} run_gap;
+
+/* Gaps and data pieces are 512 bytes or more each, so a run holds fewer than this. */
+#define RUN_GAPS_MAX (SR_STORE_MAX_REQUEST / 1024 + 1)
 
 struct siterec_store_writer {
 	siterec_store *st;
@@ -281,6 +293,12 @@ struct siterec_store_writer {
 	int run_zero;        /* the run is a clear (no data in buf) */
 	int failed;          /* first error of an earlier request, kept and returned */
 	uint64_t queued;     /* bytes accepted since the last finish (progress) */
+	int started;         /* a write or zero was accepted: too late for set_merge */
+	uint64_t max_gap;    /* merging: largest gap filled from the disk; 0 = off */
+	uint64_t last_end;   /* merging: end of the last write or zero since the last finish */
+	run_gap *gaps;       /* merging: the pending run's gaps, in order */
+	size_t ngaps;
+	uint8_t *rbuf;       /* merging: SR_STORE_MAX_REQUEST bytes for the gap read */
 };
 
 SITEREC_API int siterec_store_writer_open(siterec_store_writer **out, siterec_store *st,
@@ -312,12 +330,31 @@ SITEREC_API int siterec_store_writer_open(siterec_store_writer **out, siterec_st
 	return 0;
 }
 
+/* Fill the pending run's gaps with the disk's current content: one read from the
+ * first gap's start to the last gap's end. */
+static int fill_gaps(siterec_store_writer *w)
+{
+	uint64_t lo = w->gaps[0].off, hi = w->gaps[w->ngaps - 1].off + w->gaps[w->ngaps - 1].len;
+	int rc = w->st->ops->read(w->st, w->name, NULL, w->rbuf + lo, (size_t)(hi - lo),
+	                          w->run_off + lo);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < w->ngaps; i++)
+		memcpy(w->buf + w->gaps[i].off, w->rbuf + w->gaps[i].off, w->gaps[i].len);
+	return 0;
+}
+
 static int send_run(siterec_store_writer *w)
 {
 	if (!w->run_len)
 		return 0;
-	int rc = w->run_zero ? w->st->ops->writer_zero(w->bw, w->run_off, w->run_len)
-	                     : w->st->ops->writer_write(w->bw, &w->buf, (size_t)w->run_len, w->run_off);
+	int rc = 0;
+	if (w->ngaps)
+		rc = fill_gaps(w);
+	w->ngaps = 0;
+	if (!rc)
+		rc = w->run_zero ? w->st->ops->writer_zero(w->bw, w->run_off, w->run_len)
+		                 : w->st->ops->writer_write(w->bw, &w->buf, (size_t)w->run_len, w->run_off);
 	w->run_len = 0;
 	if (!w->buf && !(w->buf = sr_malloc(SR_STORE_MAX_REQUEST)) && !rc)
 		rc = sr_err(SITEREC_ENOMEM, "store writer %s: out of memory", w->name);
@@ -341,11 +378,63 @@ static int check_span(siterec_store_writer *w, uint64_t off, uint64_t len, const
 	return 0;
 }
 
-/* Queue a zero run, merging with a pending adjacent one (clears have no size limit). */
+/* Merging: can [off, off + len) join the pending run's buffer, past a gap of at
+ * most max_gap? A pending clear longer than 2 x max_gap stays a clear (sending
+ * its zeros would cost more than the request saved). */
+static int merge_fits(const siterec_store_writer *w, uint64_t off, uint64_t len)
+{
+	if (!w->max_gap || !w->run_len || (w->run_zero && w->run_len > 2 * w->max_gap))
+		return 0;
+	uint64_t end = w->run_off + w->run_len;
+	if (off > end && w->ngaps == RUN_GAPS_MAX)
+		return 0;  /* cannot happen with pieces of 512 or more; keeps the array safe */
+	return off >= end && off - end <= w->max_gap && off + len - w->run_off <= SR_STORE_MAX_REQUEST;
+}
+
+/* Put len bytes of src (NULL: zeros) at off into the pending data run, recording
+ * the gap before them, if any. The caller checked that they fit. */
+static void run_place(siterec_store_writer *w, uint64_t off, const uint8_t *src, size_t len)
+{
+	size_t at = (size_t)(off - w->run_off);
+	if (at > w->run_len) {
+		w->gaps[w->ngaps].off = (uint32_t)w->run_len;
+		w->gaps[w->ngaps].len = (uint32_t)(at - w->run_len);
+		w->ngaps++;
+	}
+	if (src)
+		memcpy(w->buf + at, src, len);
+	else
+		memset(w->buf + at, 0, len);
+	w->run_len = at + len;
+}
+
+/* Merging needs writes in ascending order (a gap must lie above everything sent,
+ * and is never filled over data queued before); mark the writer started. */
+static int check_order(siterec_store_writer *w, uint64_t off, uint64_t len, const char *what)
+{
+	if (!len)
+		return 0;
+	if (w->max_gap && off < w->last_end)
+		return sr_err(SITEREC_EINVAL,
+		              "store %s %s: offset %llu goes back before %llu, the end of the previous "
+		              "one; a merging writer needs ascending writes without overlap (until a "
+		              "finish)", what, w->name, (unsigned long long)off,
+		              (unsigned long long)w->last_end);
+	w->last_end = off + len;
+	w->started = 1;
+	return 0;
+}
+
+/* Queue a zero run, merging with a pending adjacent one (clears have no size limit),
+ * or, merging, into a pending data run as zeros when short. */
 static int queue_zero(siterec_store_writer *w, uint64_t off, uint64_t len)
 {
 	if (w->run_len && w->run_zero && w->run_off + w->run_len == off) {
 		w->run_len += len;
+		return 0;
+	}
+	if (!w->run_zero && len <= 2 * w->max_gap && merge_fits(w, off, len)) {
+		run_place(w, off, NULL, (size_t)len);
 		return 0;
 	}
 	int rc = send_run(w);
@@ -365,7 +454,7 @@ SITEREC_API int siterec_store_writer_write(siterec_store_writer *w, const void *
 	if (!buf && length)
 		return sr_err(SITEREC_EINVAL, "store writer write %s: buffer is NULL", w->name);
 	int rc = check_span(w, offset, length, "write");
-	if (rc)
+	if (rc || (rc = check_order(w, offset, length, "write")))
 		return rc;
 	w->queued += length;
 	const uint8_t *p = buf;
@@ -386,17 +475,26 @@ SITEREC_API int siterec_store_writer_write(siterec_store_writer *w, const void *
 		} else {
 			size_t done = 0;
 			while (done < n) {
-				if (!(w->run_len && !w->run_zero && w->run_off + w->run_len == offset + done &&
-				      w->run_len < SR_STORE_MAX_REQUEST)) {
+				uint64_t at = offset + done;
+				int join = w->run_len && !w->run_zero && w->run_off + w->run_len == at &&
+				           w->run_len < SR_STORE_MAX_REQUEST;
+				/* merging: the rest of the piece goes whole past a gap, or not at all */
+				if (!join && merge_fits(w, at, n - done)) {
+					join = 1;
+					if (w->run_zero) {
+						memset(w->buf, 0, (size_t)w->run_len);
+						w->run_zero = 0;
+					}
+				}
+				if (!join) {
 					if ((rc = send_run(w)))
 						return rc;
-					w->run_off = offset + done;
+					w->run_off = at;
 					w->run_zero = 0;
 				}
-				size_t room = SR_STORE_MAX_REQUEST - (size_t)w->run_len;
+				size_t room = SR_STORE_MAX_REQUEST - (size_t)(at - w->run_off);
 				size_t take = n - done < room ? n - done : room;
-				memcpy(w->buf + w->run_len, p + done, take);
-				w->run_len += take;
+				run_place(w, at, p + done, take);
 				done += take;
 			}
 		}
@@ -418,7 +516,7 @@ SITEREC_API int siterec_store_writer_zero(siterec_store_writer *w, uint64_t offs
 	if (!w)
 		return sr_err(SITEREC_EINVAL, "store writer zero: writer is NULL");
 	int rc = check_span(w, offset, length, "zero");
-	if (rc || !length)
+	if (rc || !length || (rc = check_order(w, offset, length, "zero")))
 		return rc;
 	w->queued += length;
 	return queue_zero(w, offset, length);
@@ -442,6 +540,7 @@ static int writer_finish(siterec_store_writer *w, int report)
 		w->failed = rc;
 		return rc;
 	}
+	w->last_end = 0;  /* all durable: later writes may go anywhere again */
 	if (report)
 		rc = sr_store_progress(w->st, w->queued, w->queued);
 	w->queued = 0;
@@ -458,11 +557,35 @@ int sr_store_writer_flush(siterec_store_writer *w)
 	return writer_finish(w, 0);
 }
 
+SITEREC_API int siterec_store_writer_set_merge(siterec_store_writer *w, uint64_t max_gap)
+{
+	if (!w)
+		return sr_err(SITEREC_EINVAL, "store writer set merge: writer is NULL");
+	if (w->started)
+		return sr_err(SITEREC_EINVAL, "store writer %s: set merge after the first write", w->name);
+	if ((max_gap & 511) || max_gap > SR_STORE_MAX_REQUEST)
+		return sr_err(SITEREC_EINVAL,
+		              "store writer %s: merge gap %llu not a multiple of 512 of at most 4 MiB",
+		              w->name, (unsigned long long)max_gap);
+	if (max_gap && !w->gaps) {
+		if (!(w->gaps = sr_calloc(RUN_GAPS_MAX, sizeof(*w->gaps))) ||
+		    !(w->rbuf = sr_malloc(SR_STORE_MAX_REQUEST))) {
+			sr_free(w->gaps);
+			w->gaps = NULL;
+			return sr_err(SITEREC_ENOMEM, "store writer %s: out of memory", w->name);
+		}
+	}
+	w->max_gap = max_gap;
+	return 0;
+}
+
 SITEREC_API void siterec_store_writer_free(siterec_store_writer *w)
 {
 	if (!w)
 		return;
 	w->st->ops->writer_close(w->bw);
+	sr_free(w->rbuf);
+	sr_free(w->gaps);
 	sr_free(w->buf);
 	sr_free(w->name);
 	sr_free(w);

@@ -1,7 +1,8 @@
 /* Storage layer: the front end (store.c) and the backends it dispatches to.
  * The front end validates arguments and names, copies options and credentials,
- * and runs the writer queue (coalescing, zero detection); a backend only sees
- * checked, aligned requests. A new target adds one sr_store_ops table. */
+ * and runs the writer queue (coalescing, zero detection, merging across gaps);
+ * a backend only sees checked, aligned requests. A new target adds one
+ * sr_store_ops table. */
 #ifndef SITEREC_STORE_INTERNAL_H
 #define SITEREC_STORE_INTERNAL_H
 

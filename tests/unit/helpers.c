@@ -308,3 +308,19 @@ void th_lease_expiry(siterec_store *st, const char *first, const char *second, u
 	assert_int_equal(siterec_store_lease_renew(st, "d", l2), 0);
 	assert_int_equal(siterec_store_lease_release(st, "d", l2), 0);
 }
+
+void th_check_merged(siterec_store *st, const char *name, int merged)
+{
+	th_extents ex;
+	memset(&ex, 0, sizeof(ex));
+	assert_int_equal(siterec_store_ranges(st, name, NULL, 0, 0, th_extent_cb, &ex), 0);
+	if (!merged) {
+		assert_int_equal(ex.n, 64);
+		return;
+	}
+	assert_int_equal(ex.n, 2);
+	assert_int_equal(ex.off[0], 0);
+	assert_int_equal(ex.len[0], 31 * 64 * 1024 + 4096);
+	assert_int_equal(ex.off[1], 3 << 20);
+	assert_int_equal(ex.len[1], 31 * 64 * 1024 + 4096);
+}

@@ -93,6 +93,10 @@ typedef struct th_extents {
 	size_t n;
 } th_extents;
 int th_extent_cb(uint64_t off, uint64_t len, void *payload);
+
+/* The merge test's pattern (64 writes of 4 KiB every 64 KiB, in two groups of
+ * 32 at 0 and 3 MiB) left 2 data extents when merged, 64 when not. */
+void th_check_merged(siterec_store *st, const char *name, int merged);
 /* Assert a call failed with code and left an error message. */
 #define th_assert_err(expr, want) do { \
 	int th_rc_ = (expr); \

@@ -17,6 +17,7 @@
 #include "helpers.h"
 
 #include <fcntl.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -158,6 +159,39 @@ static void check_point(siterec_store *st, const char *vm, uint64_t id, const co
 	}
 	free(buf);
 	siterec_rp_free(cat);
+}
+
+/* Every replica disk (the live ones, not a point) equals the copy. */
+static void check_replicas(siterec_store *st, const char *vm, const copy *c)
+{
+	static const char *const ids[N_PROT] = { "os", "data", "mem" };
+	uint8_t *buf = malloc(DATA_SIZE);
+	assert_non_null(buf);
+	for (uint32_t k = 0; k < N_PROT; k++) {
+		char name[128];
+		snprintf(name, sizeof(name), "%s/disks/%s", vm, ids[k]);
+		int rc = siterec_store_read(st, name, NULL, buf, sizes[k], 0);
+		if (rc)
+			fprintf(stderr, "replica read: %s\n", siterec_error_last()->message);
+		assert_int_equal(rc, 0);
+		if (memcmp(buf, c->d[k], sizes[k]) != 0)
+			fail_msg("replica %s differs from the source", name);
+	}
+	free(buf);
+}
+
+/* Files left in STATE_DIR/shipped (local copies of shipped logs not applied). */
+static unsigned kept_files(const vm_fixture *f)
+{
+	char *dir = th_path(f->state_dir, "shipped");
+	DIR *d = opendir(dir);
+	unsigned n = 0;
+	for (struct dirent *e; d && (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	free(dir);
+	return n;
 }
 
 /* A crash child ends here: its code goes up the status pipe, then it dies by
@@ -377,6 +411,43 @@ static void flow(int azure)
 	check_point(f.st, "vm-1", first, &c0);
 	assert_true(s.bytes_shipped > 0);
 
+	/* shipped, not applied: the replicas are still the first point */
+	assert_int_equal(s.applied_point_id, first);
+	assert_true(s.waiting_bytes > 0);
+	assert_true(kept_files(&f) > 0);
+	uint64_t waiting = 0;
+	must(siterec_replication_apply(r, 0, 0, &waiting), "apply, not due yet");
+	assert_int_equal(waiting, s.waiting_bytes);
+	check_replicas(f.st, "vm-1", &c0);
+	th_assert_err(siterec_replication_apply(r, 0, 0x100, NULL), SITEREC_EINVAL);
+	/* applied in slices of 1 ms until nothing waits */
+	unsigned slices = 0;
+	do
+		must(siterec_replication_apply(r, 1, SITEREC_APPLY_NOW, &waiting), "apply slice");
+	while (waiting && ++slices < 100000);
+	assert_int_equal(waiting, 0);
+	check_replicas(f.st, "vm-1", &cs[4]);
+	must(siterec_replication_status_get(r, &s), "status");
+	assert_int_equal(s.applied_point_id, ids[4]);
+	assert_int_equal(s.waiting_bytes, 0);
+	assert_int_equal(kept_files(&f), 0);
+	for (int i = 0; i < 5; i++)  /* older points keep their own base */
+		check_point(f.st, "vm-1", ids[i], &cs[i]);
+
+	/* a host without the local copies (the VM moved): they come from the target */
+	vm_writes(&f, 15);
+	copy cm = take_copy(&f);
+	siterec_cycle_result rm = { .version = SITEREC_CYCLE_RESULT_VERSION };
+	must(siterec_replication_cycle(r, &rm), "cycle");
+	assert_true(kept_files(&f) > 0);
+	th_sh("rm -f %s/shipped/*", f.state_dir);
+	assert_int_equal(kept_files(&f), 0);
+	must(siterec_replication_apply(r, 0, SITEREC_APPLY_NOW, &waiting), "apply from the target");
+	assert_int_equal(waiting, 0);
+	check_replicas(f.st, "vm-1", &cm);
+	check_point(f.st, "vm-1", rm.point_id, &cm);
+	free_copy(&cm);
+
 	/* app-consistent points through a quiesce callback: a failing freeze first
 	 * (a crash point, no thaw; the app point stays due), then a good one */
 	siterec_replication_free(r);
@@ -477,7 +548,7 @@ static void crash_child(vm_fixture *f, int azure, unsigned exit_after)
 	f->write_in_progress = 0;
 	siterec_replication *r = NULL;
 	if (siterec_replication_open(&r, &f->vm, &o) || siterec_replication_initial(r) ||
-	    siterec_replication_cycle(r, NULL))
+	    siterec_replication_cycle(r, NULL) || siterec_replication_apply(r, 0, SITEREC_APPLY_NOW, NULL))
 		child_end(f, 4);
 	siterec_replication_free(r);
 	siterec_store_free(st);
@@ -540,6 +611,10 @@ static void crash(int azure)
 		assert_true(res.point_id > last_id);
 		last_id = res.point_id;
 		check_point(f.st, "vm-1", res.point_id, &c);
+		uint64_t waiting = 1;
+		must(siterec_replication_apply(r, 0, SITEREC_APPLY_NOW, &waiting), "apply after a crash");
+		assert_int_equal(waiting, 0);
+		check_replicas(f.st, "vm-1", &c);
 		siterec_replication_status s = { .version = SITEREC_REPLICATION_STATUS_VERSION };
 		must(siterec_replication_status_get(r, &s), "status");
 		assert_int_equal(s.state, SITEREC_REPL_PROTECTED);
@@ -805,9 +880,9 @@ static void errors(int azure)
 	assert_non_null(text);
 	memcpy(text, doc, len);
 	siterec_free(doc);
-	char *v = strstr(text, "\"version\":1");
+	char *v = strstr(text, "\"version\":2");
 	assert_non_null(v);
-	v[10] = '2';
+	v[10] = '3';
 	must(siterec_store_doc_put(f.st, "vm-1/replication", text, len, NULL, NULL, 0), "doc put");
 	th_assert_err(siterec_replication_open(&r, &f.vm, &ro), SITEREC_EVERSION);
 	must(siterec_store_doc_put(f.st, "vm-1/replication", "{\"format\":1}", 12, NULL, NULL, 0), "doc put");

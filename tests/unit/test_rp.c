@@ -9,9 +9,11 @@
 #include "helpers.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define KiB 1024ull
 #define MiB (1024ull * 1024)
@@ -56,7 +58,7 @@ static void cycle(siterec_store *st, const char *disk, uint64_t seed, char *snap
 static int add(siterec_rp_catalog *cat, uint64_t id, uint32_t kind, int64_t cut, uint32_t n,
                const siterec_rp_disk *disks)
 {
-	siterec_rp_point p = { SITEREC_RP_POINT_VERSION, kind, id, cut, n, 0, disks };
+	siterec_rp_point p = { SITEREC_RP_POINT_VERSION, kind, id, cut, n, 0, disks, 0, NULL };
 	return siterec_rp_add(cat, &p);
 }
 
@@ -462,6 +464,19 @@ static char *doc_with(const char *snap, const char *field, const char *value)
 	return doc;
 }
 
+/* "[{K:V,...}]" of the n keys k with values v, field's value replaced (NULL: left out). */
+static void array_of_one(char *d, size_t cap, const char *const *k, const char *const *v, int n,
+                         const char *field, const char *value)
+{
+	size_t len = (size_t)snprintf(d, cap, "[{");
+	for (int i = 0; i < n; i++) {
+		const char *x = strcmp(k[i], field) == 0 ? value : v[i];
+		if (x)
+			len += (size_t)snprintf(d + len, cap - len, "%s\"%s\":%s", len > 2 ? "," : "", k[i], x);
+	}
+	snprintf(d + len, cap - len, "}]");
+}
+
 /* The disk list of the valid document with one disk's field replaced. */
 static char *disk_with(const char *snap, const char *disk, const char *field, const char *value)
 {
@@ -470,14 +485,32 @@ static char *disk_with(const char *snap, const char *disk, const char *field, co
 	char sq[128];
 	snprintf(sq, sizeof(sq), "\"%s\"", snap);
 	const char *v[] = { disk, sq, "\"0:200\"" };
-	size_t n = (size_t)snprintf(d, sizeof(d), "[{");
-	for (int i = 0; i < 3; i++) {
-		const char *x = strcmp(k[i], field) == 0 ? value : v[i];
-		if (x)
-			n += (size_t)snprintf(d + n, sizeof(d) - n, "%s\"%s\":%s", n > 2 ? "," : "", k[i], x);
-	}
-	snprintf(d + n, sizeof(d) - n, "}]");
+	array_of_one(d, sizeof(d), k, v, 3, field, value);
 	return doc_with(snap, "disks", d);
+}
+
+/* The valid document as version `version` with member "logs" (NULL: none). */
+static char *doc_logs(const char *snap, const char *version, const char *logs)
+{
+	char *d = doc_with(snap, "version", version);
+	size_t n = strlen(d), cap = n + (logs ? strlen(logs) : 0) + 16;
+	d = realloc(d, cap);
+	assert_non_null(d);
+	if (logs)
+		snprintf(d + n - 1, cap - (n - 1), ",\"logs\":%s}", logs);
+	return d;
+}
+
+#define LOG_OK "{\"disk_index\":0,\"seq\":\"5\",\"object\":\"vmc/logs/d0/x\",\"length\":\"100\"}"
+
+/* A version-2 document of one log whose field is replaced. */
+static char *log_with(const char *snap, const char *field, const char *value)
+{
+	char d[4096];
+	const char *k[] = { "disk_index", "seq", "object", "length" };
+	const char *v[] = { "0", "\"5\"", "\"vmc/logs/d0/x\"", "\"100\"" };
+	array_of_one(d, sizeof(d), k, v, 4, field, value);
+	return doc_logs(snap, "2", d);
 }
 
 /* Put doc (len bytes) under name; opening the catalogue fails with want naming it,
@@ -555,7 +588,8 @@ static void run_corrupt(int azure)
 		{ "version", "\"1\"", SITEREC_ECORRUPT },    { "version", "0", SITEREC_ECORRUPT },
 		{ "version", "-1", SITEREC_ECORRUPT },       { "version", "1.5", SITEREC_ECORRUPT },
 		{ "version", "1e400", SITEREC_ECORRUPT },    { "version", "true", SITEREC_ECORRUPT },
-		{ "version", "2", SITEREC_EVERSION },        { "version", "99", SITEREC_EVERSION },
+		{ "version", "2", SITEREC_ECORRUPT },        /* a log point's version without logs */
+		{ "version", "3", SITEREC_EVERSION },        { "version", "99", SITEREC_EVERSION },
 		{ "vm", "\"vmd\"", SITEREC_ECORRUPT },       { "vm", "[]", SITEREC_ECORRUPT },
 		{ "id", "7", SITEREC_ECORRUPT },             { "id", "\"8\"", SITEREC_ECORRUPT },
 		{ "id", "\"07\"", SITEREC_ECORRUPT },        { "id", "\"-7\"", SITEREC_ECORRUPT },
@@ -594,6 +628,39 @@ static void run_corrupt(int azure)
 	for (size_t i = 0; i < sizeof(dcases) / sizeof(*dcases); i++)
 		expect_bad_str(st, cat, disk_with(snap, "\"vmc/d0\"", dcases[i].field, dcases[i].value),
 		               SITEREC_ECORRUPT);
+	/* logs: a valid one reads back */
+	doc = doc_logs(snap, "2", "[" LOG_OK "]");
+	assert_int_equal(siterec_store_doc_put(st, BAD_NAME, doc, strlen(doc), NULL, NULL, 0), 0);
+	free(doc);
+	assert_int_equal(siterec_rp_open(&c, st, "vmc"), 0);
+	assert_int_equal(siterec_rp_find(c, 7, &p), 0);
+	assert_true(p.n_logs == 1 && p.logs[0].disk_index == 0 && p.logs[0].seq == 5 &&
+	            p.logs[0].length == 100 && p.logs[0].reserved == 0);
+	assert_string_equal(p.logs[0].object, "vmc/logs/d0/x");
+	siterec_rp_free(c);
+	assert_int_equal(siterec_store_doc_delete(st, BAD_NAME, NULL), 0);
+	/* logs damaged, missing from a version 2 document, or in a version 1 one */
+	const char *lists[] = { NULL, "[]", "{}", "[1]", "[null]", "\"x\"", "[[]]",
+	                        "[" LOG_OK "," LOG_OK "]",
+	                        "[" LOG_OK ",{\"disk_index\":0,\"seq\":\"4\",\"object\":\"vmc/logs/d0/y\",\"length\":\"1\"}]",
+	                        "[" LOG_OK ",{\"disk_index\":0,\"seq\":\"5\",\"object\":\"vmc/logs/d0/y\",\"length\":\"1\"}]",
+	                        "[" LOG_OK ",{\"disk_index\":0,\"seq\":\"6\",\"object\":\"vmc/logs/d0/x\",\"length\":\"1\"}]" };
+	for (size_t i = 0; i < sizeof(lists) / sizeof(*lists); i++)
+		expect_bad_str(st, cat, doc_logs(snap, "2", lists[i]), SITEREC_ECORRUPT);
+	expect_bad_str(st, cat, doc_logs(snap, "1", "[" LOG_OK "]"), SITEREC_ECORRUPT);
+	const struct { const char *field, *value; } lcases[] = {
+		{ "disk_index", NULL }, { "disk_index", "1" }, { "disk_index", "-1" },
+		{ "disk_index", "0.5" }, { "disk_index", "\"0\"" }, { "disk_index", "256" },
+		{ "seq", NULL }, { "seq", "5" }, { "seq", "\"05\"" }, { "seq", "\"-5\"" }, { "seq", "\"\"" },
+		{ "seq", "\"18446744073709551616\"" },
+		{ "object", NULL }, { "object", "5" }, { "object", "\"vmd/logs/d0/x\"" },
+		{ "object", "\"vmc/logs/\"" }, { "object", "\"vmc/logs/../x\"" },
+		{ "object", "\"vmc/logs//x\"" }, { "object", "\"vmc/points/x\"" },
+		{ "length", NULL }, { "length", "\"0\"" }, { "length", "100" }, { "length", "\"1e3\"" },
+	};
+	for (size_t i = 0; i < sizeof(lcases) / sizeof(*lcases); i++)
+		expect_bad_str(st, cat, log_with(snap, lcases[i].field, lcases[i].value), SITEREC_ECORRUPT);
+
 	/* a disk named twice; 257 disks */
 	char two[1024];
 	snprintf(two, sizeof(two), "[{\"disk\":\"vmc/d0\",\"snapshot\":\"%s\",\"changed\":\"all\"},"
@@ -747,6 +814,422 @@ static void run_many(int azure)
 	siterec_store_free(st);
 }
 
+/* ---- log points: content, restore, versions, validation ---- */
+
+/* One write of a delta log: seed 0 writes zeros (a zero record). */
+typedef struct log_op {
+	uint64_t off, len, seed;
+} log_op;
+
+/* Write a sealed delta log of the n ops (first sequence first_seq, a disk of
+ * disk_size bytes), apply them to want (may be NULL), and upload its bytes as
+ * the store disk object `object`, its length rounded up to 512. flip: damage
+ * one byte in the middle first. Returns the log's length. */
+static uint64_t make_log(siterec_store *st, const char *object, uint64_t disk_size,
+                         uint64_t first_seq, const log_op *ops, size_t n, uint8_t *want, int flip)
+{
+	char *path = th_path(g.dir, "rp-log.tmp");
+	siterec_dlog_options o;
+	siterec_dlog *log = NULL;
+	assert_int_equal(siterec_dlog_options_init(&o, SITEREC_DLOG_OPTIONS_VERSION), 0);
+	o.disk_size = disk_size;
+	o.first_seq = first_seq;
+	assert_int_equal(siterec_dlog_create(&log, path, &o), 0);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *data = malloc(ops[i].len);
+		assert_non_null(data);
+		if (ops[i].seed) {
+			th_fill(data, ops[i].len, ops[i].seed);
+			assert_int_equal(siterec_dlog_append(log, ops[i].off, data, ops[i].len, NULL), 0);
+		} else {
+			memset(data, 0, ops[i].len);
+			assert_int_equal(siterec_dlog_append_zero(log, ops[i].off, ops[i].len, NULL), 0);
+		}
+		if (want)
+			memcpy(want + ops[i].off, data, ops[i].len);
+		free(data);
+	}
+	assert_int_equal(siterec_dlog_seal(log), 0);
+	siterec_dlog_free(log);
+	if (flip) {
+		th_flip_bit(path, (uint64_t)th_file_size(path) / 2, 3);
+		th_assert_err(siterec_dlog_verify(path, NULL, NULL), SITEREC_ECORRUPT);
+	}
+	size_t len = 0;
+	uint8_t *bytes = th_read_file(path, &len);
+	size_t padded = (len + 511) / 512 * 512;
+	uint8_t *buf = calloc(1, padded);
+	assert_non_null(buf);
+	memcpy(buf, bytes, len);
+	siterec_store_writer *w = NULL;
+	assert_int_equal(siterec_store_disk_create(st, object, len), 0);
+	assert_int_equal(siterec_store_writer_open(&w, st, object, NULL), 0);
+	assert_int_equal(siterec_store_writer_write(w, buf, padded, 0), 0);
+	assert_int_equal(siterec_store_writer_finish(w), 0);
+	siterec_store_writer_free(w);
+	free(buf);
+	free(bytes);
+	unlink(path);
+	free(path);
+	return len;
+}
+
+static int add_logs(siterec_rp_catalog *cat, uint64_t id, int64_t cut, uint32_t n,
+                    const siterec_rp_disk *disks, uint64_t n_logs, const siterec_rp_log *logs)
+{
+	siterec_rp_point p = { SITEREC_RP_POINT_VERSION, SITEREC_RP_CRASH, id, cut, n, 0, disks,
+	                       n_logs, logs };
+	return siterec_rp_add(cat, &p);
+}
+
+/* A restore destination in memory; abort_at: fail that write (1 = the first) with 7. */
+typedef struct mem_dst {
+	uint8_t *buf;
+	uint64_t size, writes, abort_at;
+	size_t max_piece;
+} mem_dst;
+
+static int mem_write(const void *buf, size_t len, uint64_t off, void *payload)
+{
+	mem_dst *m = payload;
+	assert_true(off <= m->size && len <= m->size - off);
+	if (++m->writes == m->abort_at)
+		return 7;
+	memcpy(m->buf + off, buf, len);
+	m->max_piece = len > m->max_piece ? len : m->max_piece;
+	return 0;
+}
+
+/* Progress seen: done never goes back nor past total; abort_at: fail that call with 9. */
+typedef struct prog {
+	uint64_t done, total, calls, abort_at;
+} prog;
+
+static int prog_cb(uint64_t done, uint64_t total, void *payload)
+{
+	prog *p = payload;
+	assert_true(done >= p->done && done <= total);
+	assert_true(p->calls == 0 || total == p->total);
+	p->done = done;
+	p->total = total;
+	return ++p->calls == p->abort_at ? 9 : 0;
+}
+
+/* Restore disk i of point id into a buffer of size bytes filled with fill first. */
+static int restore_mem(siterec_rp_catalog *cat, uint64_t id, uint32_t i, uint32_t flags,
+                       uint8_t *buf, uint64_t size, int fill, mem_dst *m, prog *pr)
+{
+	memset(buf, fill, size);
+	*m = (mem_dst){ buf, size, 0, m->abort_at, 0 };
+	*pr = (prog){ 0, 0, 0, pr->abort_at };
+	return siterec_rp_restore(cat, id, i, flags, mem_write, m, prog_cb, pr);
+}
+
+/* Disk i of point id reads as want (size bytes): whole, in pieces, and restored
+ * with and without SITEREC_RP_RESTORE_ZEROS; without, only the snapshot's
+ * ranges (snap_ranges, of the snapshot disk@snap) and the logs are written. */
+static void expect_content(siterec_rp_catalog *cat, siterec_store *st, uint64_t id, uint32_t i,
+                           const uint8_t *want, uint64_t size, const char *disk,
+                           const char *snap, int has_logs)
+{
+	uint8_t *got = malloc(size);
+	assert_non_null(got);
+	assert_int_equal(siterec_rp_read(cat, id, i, got, size, 0), 0);
+	assert_memory_equal(got, want, size);
+	const uint64_t at[] = { 0, 60 * KiB, 92 * KiB, 124 * KiB, size - 4 * KiB };
+	for (size_t k = 0; k < sizeof(at) / sizeof(*at); k++) {
+		assert_int_equal(siterec_rp_read(cat, id, i, got, 4 * KiB, at[k]), 0);
+		assert_memory_equal(got, want + at[k], 4 * KiB);
+	}
+	uint8_t b[512];
+	th_assert_err(siterec_rp_read(cat, id, i, b, sizeof(b), size), SITEREC_ERANGE);
+	mem_dst m = { 0 };
+	prog pr = { 0 };
+	/* every byte written with ZEROS */
+	assert_int_equal(restore_mem(cat, id, i, SITEREC_RP_RESTORE_ZEROS, got, size, 0xee, &m, &pr), 0);
+	assert_memory_equal(got, want, size);
+	assert_true(pr.done == pr.total && pr.calls >= 1 && m.max_piece <= 4 * MiB);
+	/* without: zeros stay where the snapshot has none and no log writes */
+	assert_int_equal(restore_mem(cat, id, i, 0, got, size, 0, &m, &pr), 0);
+	assert_memory_equal(got, want, size);
+	assert_true(pr.done == pr.total);
+	if (!has_logs) {  /* outside the snapshot's ranges nothing was written */
+		th_extents r = { 0 };
+		uint64_t end = 0;
+		assert_int_equal(siterec_store_ranges(st, disk, snap, 0, 0, th_extent_cb, &r), 0);
+		assert_int_equal(restore_mem(cat, id, i, 0, got, size, 0xee, &m, &pr), 0);
+		for (size_t k = 0; k <= r.n && k < TH_EXTENTS_MAX; k++) {
+			uint64_t off = k < r.n ? r.off[k] : size;
+			for (uint64_t x = end; x < off; x++)
+				assert_int_equal(got[x], 0xee);
+			if (k < r.n)
+				end = r.off[k] + r.len[k];
+		}
+		assert_true(pr.total < size);
+	}
+	free(got);
+}
+
+/* siterec_rp_point as a caller built against version 1 has it */
+typedef struct point_v1 {
+	unsigned int version;
+	uint32_t kind;
+	uint64_t id;
+	int64_t cut_time_ms;
+	uint32_t n_disks, reserved;
+	const siterec_rp_disk *disks;
+} point_v1;
+_Static_assert(sizeof(point_v1) == offsetof(siterec_rp_point, n_logs), "version 1 prefix");
+
+#define L5 "vml/logs/d0/00000000000000000005-abcd1234"
+#define L7 "vml/logs/d0/00000000000000000007-abcd1234"
+#define L9 "vml/logs/d0/00000000000000000009-abcd1234"
+
+static void run_logs(int azure)
+{
+	siterec_store *st = th_store_open(&g, azure, "rp-logs");
+	const char *d0 = "vml/d0", *d1 = "vml/d1";
+	const uint64_t z0 = 256 * KiB, z1 = 128 * KiB;
+	char s0[SITEREC_STORE_ID_MAX], s1[SITEREC_STORE_ID_MAX];
+	assert_int_equal(siterec_store_disk_create(st, d0, z0), 0);
+	assert_int_equal(siterec_store_disk_create(st, d1, z1), 0);
+	put(st, d0, 64 * KiB, 1);
+	assert_int_equal(siterec_store_snapshot(st, d0, s0, sizeof(s0)), 0);
+	cycle(st, d1, 101, s1);
+	put(st, d0, 0, 2);  /* the live disk moves on */
+	uint8_t *snap0 = calloc(1, z0), *want0 = calloc(1, z0), *want1 = calloc(1, z1);
+	assert_true(snap0 && want0 && want1);
+	th_fill(snap0 + 64 * KiB, 64 * KiB, 1);
+	memcpy(want0, snap0, z0);
+	th_fill(want1, 64 * KiB, 101);
+	/* log 5: over the snapshot's data and past it, then zeros over part of it;
+	 * log 7: over log 5 (the later wins) and the disk's last sectors */
+	const log_op a[] = { { 96 * KiB, 64 * KiB, 11 }, { 64 * KiB, 4 * KiB, 0 } };
+	const log_op b[] = { { 120 * KiB, 16 * KiB, 12 }, { z0 - 6 * KiB, 6 * KiB, 13 } };
+	uint64_t la = make_log(st, L5, z0, 5, a, 2, want0, 0);
+	uint64_t lb = make_log(st, L7, z0, 7, b, 2, want0, 0);
+
+	siterec_rp_catalog *cat = NULL, *cat2 = NULL;
+	assert_int_equal(siterec_rp_open(&cat, st, "vml"), 0);
+	siterec_rp_disk dd[] = { { d0, s0, NULL, UNKNOWN }, { d1, s1, NULL, UNKNOWN } };
+	assert_int_equal(add(cat, 1, SITEREC_RP_CRASH, 1000, 2, dd), 0);
+	const siterec_rp_log logs[] = { { 0, 0, 5, L5, la }, { 0, 0, 7, L7, lb } };
+	assert_int_equal(add_logs(cat, 2, 2000, 2, dd, 2, logs), 0);
+
+	/* the snapshot point reads its snapshots, the log point snapshots + logs */
+	expect_content(cat, st, 1, 0, snap0, z0, d0, s0, 0);
+	expect_content(cat, st, 1, 1, want1, z1, d1, s1, 0);
+	expect_content(cat, st, 2, 0, want0, z0, d0, s0, 1);
+	expect_content(cat, st, 2, 1, want1, z1, d1, s1, 0);  /* a disk without logs */
+	expect_content(cat, st, 2, 0, want0, z0, d0, s0, 1);  /* again after another disk */
+
+	/* the documents: version 1 for the snapshot point, 2 with the logs */
+	void *doc = NULL;
+	size_t len = 0;
+	char entry[256];
+	assert_int_equal(siterec_store_doc_get(st, "vml/points/00000000000000000001", &doc, &len,
+	                                       NULL, 0), 0);
+	assert_non_null(memmem(doc, len, "\"version\":1,", 12));
+	assert_null(memmem(doc, len, "logs", 4));
+	siterec_free(doc);
+	assert_int_equal(siterec_store_doc_get(st, "vml/points/00000000000000000002", &doc, &len,
+	                                       NULL, 0), 0);
+	assert_non_null(memmem(doc, len, "\"version\":2,", 12));
+	snprintf(entry, sizeof(entry), "],\"logs\":[{\"disk_index\":0,\"seq\":\"5\",\"object\":\"" L5
+	         "\",\"length\":\"%llu\"},{\"disk_index\":0,\"seq\":\"7\",", (unsigned long long)la);
+	assert_non_null(memmem(doc, len, entry, strlen(entry)));
+	siterec_free(doc);
+
+	/* a version-1 struct (only its size allocated): snapshot points only */
+	point_v1 *v1 = malloc(sizeof(*v1));
+	assert_non_null(v1);
+	v1->version = 1;
+	assert_int_equal(siterec_rp_get(cat, 0, (siterec_rp_point *)v1), 0);
+	assert_true(v1->id == 1 && v1->n_disks == 2);
+	th_assert_err(siterec_rp_get(cat, 1, (siterec_rp_point *)v1), SITEREC_EVERSION);
+	assert_non_null(strstr(siterec_error_last()->message, "version 2"));
+	th_assert_err(siterec_rp_find(cat, 2, (siterec_rp_point *)v1), SITEREC_EVERSION);
+	/* a version-2 one gets the logs; a second handle reads the same */
+	siterec_rp_point p = SITEREC_RP_POINT_INIT, q = SITEREC_RP_POINT_INIT;
+	assert_int_equal(siterec_rp_find(cat, 1, &p), 0);
+	assert_true(p.n_logs == 0 && p.logs == NULL);
+	siterec_store *st2 = th_store_open(&g, azure, "rp-logs");
+	assert_int_equal(siterec_rp_open(&cat2, st2, "vml"), 0);
+	assert_int_equal(siterec_rp_find(cat, 2, &p), 0);
+	assert_int_equal(siterec_rp_find(cat2, 2, &q), 0);
+	same_point(&p, &q);
+	assert_true(p.n_logs == 2 && q.n_logs == 2);
+	for (int k = 0; k < 2; k++) {
+		assert_true(q.logs[k].disk_index == 0 && q.logs[k].reserved == 0);
+		assert_true(q.logs[k].seq == logs[k].seq && q.logs[k].length == logs[k].length);
+		assert_string_equal(q.logs[k].object, logs[k].object);
+		assert_ptr_not_equal(q.logs[k].object, logs[k].object);  /* copies */
+	}
+	expect_content(cat2, st2, 2, 0, want0, z0, d0, s0, 1);
+
+	/* callbacks that abort */
+	uint8_t *got = malloc(z0);
+	assert_non_null(got);
+	mem_dst m = { .abort_at = 1 };
+	prog pr = { 0 };
+	th_assert_err(restore_mem(cat, 2, 0, 0, got, z0, 0, &m, &pr), SITEREC_EABORTED);
+	assert_int_equal(siterec_error_last()->callback_code, 7);
+	m.abort_at = 0;
+	assert_int_equal(restore_mem(cat, 2, 0, 0, got, z0, 0, &m, &pr), 0);
+	m.abort_at = m.writes;  /* the last write: one of log 7's */
+	th_assert_err(restore_mem(cat, 2, 0, 0, got, z0, 0, &m, &pr), SITEREC_EABORTED);
+	assert_int_equal(siterec_error_last()->callback_code, 7);
+	m.abort_at = 0;
+	pr.abort_at = 1;
+	th_assert_err(restore_mem(cat, 2, 0, 0, got, z0, 0, &m, &pr), SITEREC_EABORTED);
+	assert_int_equal(siterec_error_last()->callback_code, 9);
+	pr.abort_at = 0;
+	th_assert_err(siterec_rp_restore(cat, 2, 2, 0, mem_write, &m, NULL, NULL), SITEREC_ERANGE);
+	th_assert_err(siterec_rp_restore(cat, 3, 0, 0, mem_write, &m, NULL, NULL), SITEREC_ENOTFOUND);
+	th_assert_err(siterec_rp_restore(cat, 2, 0, 0, NULL, &m, NULL, NULL), SITEREC_EINVAL);
+	th_assert_err(siterec_rp_restore(cat, 2, 0, 2, mem_write, &m, NULL, NULL), SITEREC_EINVAL);
+	th_assert_err(siterec_rp_restore(NULL, 2, 0, 0, mem_write, &m, NULL, NULL), SITEREC_EINVAL);
+	th_assert_err(siterec_rp_read(cat, 2, 0, NULL, 512, 0), SITEREC_EINVAL);
+
+	/* a damaged log: verified before any of its records is written */
+	const log_op c[] = { { 0, 32 * KiB, 21 } };
+	uint64_t lc = make_log(st, L9, z0, 9, c, 1, NULL, 1);
+	const siterec_rp_log bad[] = { { 0, 0, 9, L9, lc } };
+	assert_int_equal(add_logs(cat, 3, 3000, 2, dd, 1, bad), 0);
+	th_assert_err(restore_mem(cat, 3, 0, SITEREC_RP_RESTORE_ZEROS, got, z0, 0xee, &m, &pr),
+	              SITEREC_ECORRUPT);
+	assert_non_null(strstr(siterec_error_last()->message, L9));
+	assert_memory_equal(got, snap0, z0);  /* the snapshot, nothing of the log */
+	th_assert_err(siterec_rp_read(cat, 3, 0, got, 512, 0), SITEREC_ECORRUPT);
+	expect_content(cat, st, 3, 1, want1, z1, d1, s1, 0);
+	expect_content(cat, st, 2, 0, want0, z0, d0, s0, 1);
+
+	/* validation of logs at add (the objects of point 2 exist) */
+	const siterec_rp_log nosuch[] = { { 0, 0, 11, "vml/logs/d0/00000000000000000011-abcd1234", 100 } };
+	th_assert_err(add_logs(cat, 4, 4000, 2, dd, 1, nosuch), SITEREC_ENOTFOUND);
+	const siterec_rp_log too_long[] = { { 0, 0, 5, L5, (la + 511) / 512 * 512 + 1 } };
+	th_assert_err(add_logs(cat, 4, 4000, 2, dd, 1, too_long), SITEREC_ENOTFOUND);
+	const siterec_rp_log bad_logs[][2] = {
+		{ { 0, 0, 7, L7, lb }, { 0, 0, 5, L5, la } },         /* seq going back */
+		{ { 0, 0, 5, L5, la }, { 0, 0, 5, L7, lb } },         /* seq equal */
+		{ { 1, 0, 5, L5, la }, { 0, 0, 7, L7, lb } },         /* disk going back */
+		{ { 0, 0, 5, L5, la }, { 1, 0, 6, L5, la } },         /* an object twice */
+		{ { 0, 0, 5, "vmx/logs/d0/00000000000000000005-abcd1234", 10 } },
+		{ { 0, 0, 5, "vml/logsd0/00000000000000000005-abcd1234", 10 } },
+		{ { 0, 0, 5, "vml/logs/", 10 } },
+		{ { 0, 0, 5, "vml/logs/../d0", 10 } },
+		{ { 0, 0, 5, "vml/points/00000000000000000001", 10 } },
+		{ { 0, 0, 5, "vml/d0", 10 } },
+		{ { 0, 0, 5, NULL, 10 } },
+		{ { 2, 0, 5, L5, la } },                               /* no disk 2 */
+		{ { 0, 1, 5, L5, la } },                               /* reserved */
+		{ { 0, 0, 5, L5, 0 } },                                /* empty */
+	};
+	for (size_t k = 0; k < sizeof(bad_logs) / sizeof(*bad_logs); k++)
+		th_assert_err(add_logs(cat, 4, 4000, 2, dd, bad_logs[k][1].object ? 2 : 1, bad_logs[k]),
+		              SITEREC_EINVAL);
+	th_assert_err(add_logs(cat, 4, 4000, 2, dd, 1, NULL), SITEREC_EINVAL);
+	th_assert_err(add_logs(cat, 4, 4000, 2, dd, 100001, logs), SITEREC_EINVAL);
+	assert_int_equal(count(cat), 3);
+	/* a version-1 struct's bytes past its end are never read: a snapshot point */
+	*v1 = (point_v1){ 1, SITEREC_RP_APP, 4, 4000, 2, 0, dd };
+	assert_int_equal(siterec_rp_add(cat, (const siterec_rp_point *)v1), 0);
+	assert_int_equal(siterec_rp_find(cat, 4, (siterec_rp_point *)v1), 0);
+	assert_true(v1->kind == SITEREC_RP_APP);
+	expect_content(cat, st, 4, 0, snap0, z0, d0, s0, 0);
+	free(v1);
+	free(got);
+	free(snap0);
+	free(want0);
+	free(want1);
+	siterec_rp_free(cat2);
+	siterec_rp_free(cat);
+	siterec_store_free(st2);
+	siterec_store_free(st);
+}
+
+/* ---- pruning log points and sweeping their objects ---- */
+
+static int names_cb(const char *name, int kind, uint64_t size, const char *snap, void *payload)
+{
+	char *all = payload;
+	(void)size;
+	(void)snap;
+	if (kind == SITEREC_STORE_KIND_DISK) {
+		assert_true(strlen(all) + strlen(name) + 2 < 4096);
+		strcat(strcat(all, name), " ");
+	}
+	return 0;
+}
+
+/* The disk objects under prefix are exactly want (names in order, each followed by ' '). */
+static void expect_objects(siterec_store *st, const char *prefix, const char *want)
+{
+	char all[4096] = "";
+	assert_int_equal(siterec_store_list(st, prefix, names_cb, all), 0);
+	fprintf(stderr, "  %s: %s\n", prefix, all);
+	assert_string_equal(all, want);
+}
+
+#define QL(n) "vmq/logs/d0/000000000000000000" n "-aa"
+
+static void run_log_prune(int azure)
+{
+	siterec_store *st = th_store_open(&g, azure, "rp-log-prune");
+	const char *d0 = "vmq/d0";
+	char sa[SITEREC_STORE_ID_MAX], sb[SITEREC_STORE_ID_MAX];
+	assert_int_equal(siterec_store_disk_create(st, d0, 64 * KiB), 0);
+	cycle(st, d0, 1, sa);
+	cycle(st, d0, 2, sb);
+	/* log objects (their content does not matter here), names that are no log's,
+	 * and another VM's */
+	const char *objs[] = { QL("03"), QL("05"), QL("06"), QL("08"), QL("20"),
+	                       "vmq/logs/d0/junk", "vmq/logs/d0/00000000000000000001",
+	                       "vmq/logs/d0/00000000000000000002-", "vmq2/logs/d0/00000000000000000001-aa" };
+	for (size_t i = 0; i < sizeof(objs) / sizeof(*objs); i++)
+		assert_int_equal(siterec_store_disk_create(st, objs[i], 512), 0);
+	siterec_rp_catalog *cat = NULL;
+	assert_int_equal(siterec_rp_open(&cat, st, "vmq"), 0);
+	siterec_rp_disk da[] = { { d0, sa, NULL, UNKNOWN } }, db[] = { { d0, sb, NULL, UNKNOWN } };
+	const siterec_rp_log l1[] = { { 0, 0, 5, QL("05"), 100 } };
+	const siterec_rp_log l2[] = { { 0, 0, 5, QL("05"), 100 }, { 0, 0, 6, QL("06"), 100 } };
+	const siterec_rp_log l3[] = { { 0, 0, 8, QL("08"), 100 } };
+	assert_int_equal(add_logs(cat, 1, 1000, 1, da, 1, l1), 0);
+	assert_int_equal(add_logs(cat, 2, 2000, 1, da, 2, l2), 0);
+	assert_int_equal(add_logs(cat, 3, 3000, 1, db, 1, l3), 0);
+
+	/* point 1 goes; its log stays (point 2 has it too); the orphan of seq 3 is
+	 * swept, the one of seq 20 (a cycle not added yet) and names that are no
+	 * log's stay */
+	uint64_t pruned = 99;
+	assert_int_equal(siterec_rp_prune(cat, 10000, 8500, NULL, 0, &pruned), 0);
+	assert_true(pruned == 1);
+	const uint64_t left[] = { 2, 3 };
+	expect_ids(cat, 2, left);
+	expect_objects(st, "vmq/logs/", "vmq/logs/d0/00000000000000000001 "
+	               "vmq/logs/d0/00000000000000000002- " QL("05") " " QL("06") " " QL("08") " "
+	               QL("20") " vmq/logs/d0/junk ");
+	/* point 2 goes, one of its logs already gone (a crash mid-prune) */
+	assert_int_equal(siterec_store_disk_delete(st, QL("06"), 0, NULL), 0);
+	assert_int_equal(siterec_rp_prune(cat, 10000, 0, NULL, 0, &pruned), 0);
+	assert_true(pruned == 1);
+	expect_ids(cat, 1, left + 1);
+	expect_objects(st, "vmq/logs/", "vmq/logs/d0/00000000000000000001 "
+	               "vmq/logs/d0/00000000000000000002- " QL("08") " " QL("20") " vmq/logs/d0/junk ");
+	expect_objects(st, "vmq2/", "vmq2/logs/d0/00000000000000000001-aa ");
+	const char *snaps_left[] = { sb };
+	expect_snaps(st, d0, 1, snaps_left);
+	/* a second handle agrees */
+	siterec_rp_catalog *cat2 = NULL;
+	assert_int_equal(siterec_rp_open(&cat2, st, "vmq"), 0);
+	siterec_rp_point p = SITEREC_RP_POINT_INIT;
+	assert_int_equal(siterec_rp_get(cat2, 0, &p), 0);
+	assert_true(p.id == 3 && p.n_logs == 1 && p.logs[0].seq == 8);
+	siterec_rp_free(cat2);
+	siterec_rp_free(cat);
+	siterec_store_free(st);
+}
+
 /* ---- bad arguments ---- */
 
 static void run_args(int azure)
@@ -778,7 +1261,7 @@ static void run_args(int azure)
 	const siterec_extent empty[] = { { 0, 512 }, { 1024, 0 } };
 	const siterec_extent wrap[] = { { UINT64_MAX - 511, 1024 } };
 	siterec_rp_disk ok[] = { { "vma/d0", snap, asc, 3 } };
-	siterec_rp_point p = { SITEREC_RP_POINT_VERSION, SITEREC_RP_CRASH, 1, 1000, 1, 0, ok };
+	siterec_rp_point p = { SITEREC_RP_POINT_VERSION, SITEREC_RP_CRASH, 1, 1000, 1, 0, ok, 0, NULL };
 	const siterec_rp_disk bad_disks[][2] = {
 		{ { NULL, snap, NULL, UNKNOWN } },
 		{ { "/vma/d0", snap, NULL, UNKNOWN } },
@@ -885,6 +1368,8 @@ BOTH(prune)
 BOTH(corrupt)
 BOTH(many)
 BOTH(args)
+BOTH(logs)
+BOTH(log_prune)
 
 int main(void)
 {
@@ -895,6 +1380,8 @@ int main(void)
 		cmocka_unit_test(corrupt_file), cmocka_unit_test(corrupt_azure),
 		cmocka_unit_test(many_file),    cmocka_unit_test(many_azure),
 		cmocka_unit_test(args_file),    cmocka_unit_test(args_azure),
+		cmocka_unit_test(logs_file),    cmocka_unit_test(logs_azure),
+		cmocka_unit_test(log_prune_file), cmocka_unit_test(log_prune_azure),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

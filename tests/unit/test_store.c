@@ -1,7 +1,7 @@
 /* Storage layer through the public API, on the file:// target: URLs and options,
  * names, disks, the writer, snapshots (isolation, chains, space), documents with
  * compare-and-swap, leases (also between processes, and their expiry), listing,
- * progress. */
+ * progress, the merging writer. */
 #include "helpers.h"
 
 #include <fcntl.h>
@@ -725,12 +725,136 @@ static void test_list(void **state)
 	th_tmpdir_remove(dir);
 }
 
+/* Merging writer: queue one write (data from model's future content, or a zero
+ * when zero != 0) and apply it to model. */
+static void mw_write(siterec_store_writer *w, uint8_t *model, uint64_t off, uint64_t len,
+                     uint64_t seed, int zero)
+{
+	if (zero) {
+		assert_int_equal(siterec_store_writer_zero(w, off, len), 0);
+		memset(model + off, 0, len);
+		return;
+	}
+	th_fill(model + off, len, seed);
+	assert_int_equal(siterec_store_writer_write(w, model + off, len, off), 0);
+}
+
+/* Scattered small writes with small gaps over a disk of old content: the gaps
+ * keep it, the writes land, whatever the merged runs look like. */
+static void test_writer_merge(void **state)
+{
+	(void)state;
+	char *dir = th_tmpdir();
+	siterec_store *st = open_store(dir);
+	const uint64_t size = 16 * MiB;
+	assert_int_equal(siterec_store_disk_create(st, "m", size), 0);
+	uint8_t *model = malloc(size), *back = malloc(size), *zeros = calloc(1, 4 * KiB);
+	assert_non_null(model);
+	assert_non_null(back);
+	write_model(st, "m", model, 0, size, 1);  /* old content everywhere */
+
+	siterec_store_writer *w;
+	assert_int_equal(siterec_store_writer_open(&w, st, "m", NULL), 0);
+	th_assert_err(siterec_store_writer_set_merge(NULL, 512), SITEREC_EINVAL);
+	th_assert_err(siterec_store_writer_set_merge(w, 100), SITEREC_EINVAL);
+	th_assert_err(siterec_store_writer_set_merge(w, 4 * MiB + 512), SITEREC_EINVAL);
+	th_assert_err(siterec_store_writer_set_merge(w, UINT64_MAX), SITEREC_EINVAL);
+	assert_int_equal(siterec_store_writer_set_merge(w, 4 * MiB), 0);
+	assert_int_equal(siterec_store_writer_set_merge(w, 0), 0);
+	assert_int_equal(siterec_store_writer_set_merge(w, 64 * KiB), 0);
+
+	/* run A: 4 KiB writes, gaps of 0.5 to 8 KiB, with zeros inside: an explicit
+	 * zero, an all-zero buffer, and a write with a 64 KiB zero run inside */
+	uint64_t off = 0, seed = 100;
+	for (int i = 0; i < 64; i++) {
+		if (i == 20) {
+			assert_int_equal(siterec_store_writer_write(w, zeros, 4 * KiB, off), 0);
+			memset(model + off, 0, 4 * KiB);
+		} else if (i == 30) {
+			th_fill(model + off, 128 * KiB, seed++);
+			memset(model + off + 32 * KiB, 0, 64 * KiB);
+			assert_int_equal(siterec_store_writer_write(w, model + off, 128 * KiB, off), 0);
+			off += 124 * KiB;
+		} else {
+			mw_write(w, model, off, 4 * KiB, seed++, i == 10);
+		}
+		off += 4 * KiB + 512 * (1 + (uint64_t)i % 16);
+	}
+	/* set_merge after the first write */
+	th_assert_err(siterec_store_writer_set_merge(w, 512), SITEREC_EINVAL);
+	/* going back, or overlapping the last write: refused, not queued */
+	uint8_t junk[8192];
+	memset(junk, 0x5a, sizeof(junk));
+	uint64_t last = off - 512 * (1 + 63 % 16) - 4 * KiB;  /* the last write's offset */
+	th_assert_err(siterec_store_writer_write(w, junk, 4096, 0), SITEREC_EINVAL);
+	th_assert_err(siterec_store_writer_write(w, junk, 8192, last), SITEREC_EINVAL);
+	th_assert_err(siterec_store_writer_write(w, junk, 512, last + 3584), SITEREC_EINVAL);
+	th_assert_err(siterec_store_writer_zero(w, 8192, 4096), SITEREC_EINVAL);
+	assert_non_null(strstr(siterec_error_last()->message, "ascending"));
+
+	/* a gap wider than max_gap, then run B: 4 KiB every 8 KiB over 5 MiB, past
+	 * the 4 MiB a request may carry */
+	off += 64 * KiB + 512;
+	for (int i = 0; i < 640; i++, off += 8 * KiB)
+		mw_write(w, model, off, 4 * KiB, seed++, 0);
+	/* a long clear stays a clear; a write after it; a short zero then a write
+	 * past a gap (the zero becomes data); a write longer than 4 MiB past a gap */
+	off += 4 * KiB;
+	mw_write(w, model, off, 2 * MiB, 0, 1);
+	off += 2 * MiB + 4 * KiB;
+	mw_write(w, model, off, 4 * KiB, seed++, 0);
+	off += 8 * KiB;
+	mw_write(w, model, off, 8 * KiB, 0, 1);
+	off += 12 * KiB;
+	mw_write(w, model, off, 4 * KiB, seed++, 0);
+	off += 8 * KiB;
+	assert_true(off + 5 * MiB + 8 * KiB <= size);
+	mw_write(w, model, off, 5 * MiB, seed++, 0);
+	mw_write(w, model, size - 4 * KiB, 4 * KiB, seed++, 0);
+	assert_int_equal(siterec_store_writer_finish(w), 0);
+	assert_int_equal(siterec_store_read(st, "m", NULL, back, size, 0), 0);
+	assert_memory_equal(back, model, size);
+
+	/* after a finish the order starts over */
+	mw_write(w, model, 4 * KiB, 4 * KiB, seed++, 0);
+	mw_write(w, model, 12 * KiB, 4 * KiB, seed++, 0);
+	assert_int_equal(siterec_store_writer_finish(w), 0);
+	siterec_store_writer_free(w);
+	assert_int_equal(siterec_store_read(st, "m", NULL, back, size, 0), 0);
+	assert_memory_equal(back, model, size);
+
+	/* it merges: on a fresh (sparse) disk the gaps of a merged run are written
+	 * (zeros read back), so 64 writes in two runs leave two extents, where a
+	 * writer without merging leaves one per write */
+	for (int merge = 1; merge >= 0; merge--) {
+		const char *name = merge ? "h1" : "h0";
+		assert_int_equal(siterec_store_disk_create(st, name, 8 * MiB), 0);
+		assert_int_equal(siterec_store_writer_open(&w, st, name, NULL), 0);
+		if (merge)
+			assert_int_equal(siterec_store_writer_set_merge(w, 64 * KiB), 0);
+		memset(model, 0, 8 * MiB);
+		for (int i = 0; i < 64; i++)
+			mw_write(w, model, (i < 32 ? 0 : MiB) + (uint64_t)i * 64 * KiB, 4 * KiB, seed++, 0);
+		assert_int_equal(siterec_store_writer_finish(w), 0);
+		siterec_store_writer_free(w);
+		assert_int_equal(siterec_store_read(st, name, NULL, back, 8 * MiB, 0), 0);
+		assert_memory_equal(back, model, 8 * MiB);
+		th_check_merged(st, name, merge);
+	}
+	free(model);
+	free(back);
+	free(zeros);
+	siterec_store_free(st);
+	th_tmpdir_remove(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_open),
 		cmocka_unit_test(test_names_and_disks),
 		cmocka_unit_test(test_writer),
+		cmocka_unit_test(test_writer_merge),
 		cmocka_unit_test(test_write_cb_dlog),
 		cmocka_unit_test(test_snapshots),
 		cmocka_unit_test(test_snapshot_space),

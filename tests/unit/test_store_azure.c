@@ -1,8 +1,8 @@
 /* Storage layer on the Azure Blob target, through the public API, against a real
  * Azurite started by the group setup (scripts/azurite.sh): containers, page-blob
  * disks, the writer, ranges, snapshots, documents with compare-and-swap, leases
- * (and their expiry), listing, authentication errors, and a delta log applied onto
- * a blob. */
+ * (and their expiry), listing, authentication errors, a delta log applied onto
+ * a blob, and the merging writer. */
 #include "helpers.h"
 
 #include <signal.h>
@@ -442,6 +442,76 @@ static void test_list(void **state)
 	siterec_store_free(st);
 }
 
+/* The merging writer on a page blob: scattered 4 KiB writes with small gaps over
+ * old content (a zero inside, runs past 4 MiB, a gap wider than max_gap, a write
+ * going back refused), then on a fresh blob the gaps of merged runs show as
+ * written pages: 64 writes leave 2 page ranges (one per merged run), against
+ * one per write without merging. */
+static void test_writer_merge(void **state)
+{
+	(void)state;
+	siterec_store *st = open_az("merge", SITEREC_STORE_CREATE);
+	const uint64_t size = 8 * MiB;
+	assert_int_equal(siterec_store_disk_create(st, "m", size), 0);
+	uint8_t *model = malloc(size);
+	assert_non_null(model);
+	siterec_store_writer *w = NULL;
+	assert_int_equal(siterec_store_writer_open(&w, st, "m", NULL), 0);
+	th_fill(model, size, 1);  /* old content everywhere */
+	assert_int_equal(siterec_store_writer_write(w, model, size, 0), 0);
+	assert_int_equal(siterec_store_writer_finish(w), 0);
+	siterec_store_writer_free(w);
+
+	assert_int_equal(siterec_store_writer_open(&w, st, "m", NULL), 0);
+	th_assert_err(siterec_store_writer_set_merge(w, 1000), SITEREC_EINVAL);
+	assert_int_equal(siterec_store_writer_set_merge(w, 64 * KiB), 0);
+	uint64_t off = 0, seed = 100;
+	/* 4 KiB every 8 KiB over 5 MiB: two runs, the first one full */
+	for (int i = 0; i < 640; i++, off += 8 * KiB) {
+		if (i == 100) {
+			assert_int_equal(siterec_store_writer_zero(w, off, 4 * KiB), 0);
+			memset(model + off, 0, 4 * KiB);
+			continue;
+		}
+		th_fill(model + off, 4 * KiB, seed++);
+		assert_int_equal(siterec_store_writer_write(w, model + off, 4 * KiB, off), 0);
+	}
+	th_assert_err(siterec_store_writer_set_merge(w, 512), SITEREC_EINVAL);
+	uint8_t junk[4096];
+	memset(junk, 0x5a, sizeof(junk));
+	th_assert_err(siterec_store_writer_write(w, junk, 4096, 0), SITEREC_EINVAL);
+	/* past a gap wider than max_gap */
+	off += 128 * KiB;
+	for (int i = 0; i < 16; i++, off += 6 * KiB) {
+		th_fill(model + off, 4 * KiB, seed++);
+		assert_int_equal(siterec_store_writer_write(w, model + off, 4 * KiB, off), 0);
+	}
+	assert_true(off <= size);
+	assert_int_equal(siterec_store_writer_finish(w), 0);
+	siterec_store_writer_free(w);
+	check_read(st, "m", NULL, model, size);
+
+	for (int merge = 1; merge >= 0; merge--) {
+		const char *name = merge ? "h1" : "h0";
+		assert_int_equal(siterec_store_disk_create(st, name, size), 0);
+		assert_int_equal(siterec_store_writer_open(&w, st, name, NULL), 0);
+		if (merge)
+			assert_int_equal(siterec_store_writer_set_merge(w, 64 * KiB), 0);
+		memset(model, 0, size);
+		for (int i = 0; i < 64; i++) {
+			uint64_t o = (i < 32 ? 0 : MiB) + (uint64_t)i * 64 * KiB;
+			th_fill(model + o, 4 * KiB, seed++);
+			assert_int_equal(siterec_store_writer_write(w, model + o, 4 * KiB, o), 0);
+		}
+		assert_int_equal(siterec_store_writer_finish(w), 0);
+		siterec_store_writer_free(w);
+		check_read(st, name, NULL, model, size);
+		th_check_merged(st, name, merge);
+	}
+	free(model);
+	siterec_store_free(st);
+}
+
 /* A delta log shipped onto a page blob with siterec_dlog_apply. */
 static void test_dlog_apply(void **state)
 {
@@ -495,6 +565,7 @@ int main(void)
 		cmocka_unit_test(test_wrong_key),
 		cmocka_unit_test(test_disk_basic),
 		cmocka_unit_test(test_writer),
+		cmocka_unit_test(test_writer_merge),
 		cmocka_unit_test(test_snapshots),
 		cmocka_unit_test(test_docs),
 		cmocka_unit_test(test_leases),
