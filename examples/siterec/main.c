@@ -41,9 +41,11 @@ static void usage(FILE *f)
 	        "                        protect a VM's disk images (raw, VHD, VHDX) into URL; its\n"
 	        "                        writes must go through the journal STATE_DIR/journal; the\n"
 	        "                        description is kept in STATE_DIR/cli-vm.json (CLI only)\n"
-	        "  replicate STATE_DIR [--cycles N | --follow] [--url URL]\n"
+	        "  replicate STATE_DIR [--cycles N [--apply] | --follow] [--url URL]\n"
 	        "                        initial replication if pending, then N cycles (default 1)\n"
-	        "                        or one per interval until SIGINT/SIGTERM; a line per point\n"
+	        "                        or one per interval until SIGINT/SIGTERM (applying shipped\n"
+	        "                        logs between, retrying, resyncing); a line per point\n"
+	        "  resync STATE_DIR      compare each replica with its source, write what differs\n"
 	        "  status STATE_DIR      state, last point and its age (RPO lag), points, bytes\n"
 	        "  verify STATE_DIR [--point ID]\n"
 	        "                        compare each replica at a point (default newest) with its\n"
@@ -54,7 +56,7 @@ static void usage(FILE *f)
 	        "Encrypted logs: the key comes from SITEREC_LOG_KEY (64 hex digits).\n"
 	        "Storage URLs: file:///DIR, https://ACCOUNT.blob.core.windows.net/CONTAINER;\n"
 	        "credentials from SITEREC_ACCOUNT_KEY or SITEREC_SAS; --ca FILE before the verb\n"
-	        "(store) or among the options (points, protect, replicate, status, verify).\n");
+	        "(store) or among the options (points, protect, replicate, resync, status, verify).\n");
 }
 
 int main(int argc, char **argv)
@@ -78,7 +80,7 @@ int main(int argc, char **argv)
 	else if (!strcmp(argv[1], "points"))
 		rc = cmd_points(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "protect") || !strcmp(argv[1], "replicate") ||
-	         !strcmp(argv[1], "status") || !strcmp(argv[1], "verify"))
+	         !strcmp(argv[1], "status") || !strcmp(argv[1], "verify") || !strcmp(argv[1], "resync"))
 		rc = cmd_replication(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "version")) {
 		printf("libsiterec %s\n", siterec_version(NULL, NULL, NULL));

@@ -28,7 +28,7 @@
 
 typedef struct vm_desc {
 	char *url, *ca, *vm_id;
-	uint32_t generation, interval_s;
+	uint32_t generation, interval_s, checkpoint_s, apply_delay_s;
 	uint64_t retention_s;
 	uint32_t n_disks;
 	siterec_vm_disk disks[MAX_DISKS];
@@ -48,9 +48,11 @@ static int repl_usage(void)
 	fprintf(stderr,
 	        "usage: siterec protect URL VM STATE_DIR --disk ID:PATH[:os|data][:exclude] [--disk ...]\n"
 	        "                       [--interval 30|300|900|0] [--retention SECONDS] [--generation 1|2]\n"
+	        "                       [--checkpoint SECONDS] [--apply-delay SECONDS]\n"
 	        "                       [--ca FILE]\n"
 	        "       siterec replicate STATE_DIR [--cycles N [--apply] | --follow] [--url URL] [--ca FILE]\n"
 	        "       siterec status STATE_DIR [--url URL] [--ca FILE]\n"
+	        "       siterec resync STATE_DIR [--url URL] [--ca FILE]\n"
 	        "       siterec verify STATE_DIR [--point ID] [--url URL] [--ca FILE]\n"
 	        "PATH: a disk image (raw, VHD, VHDX), role data unless :os (exactly one OS disk);\n"
 	        "the VM's writes must go through the journal STATE_DIR/journal (its disks: the\n"
@@ -60,7 +62,9 @@ static int repl_usage(void)
 	        "--follow one per interval (every second when continuous) until SIGINT/SIGTERM,\n"
 	        "which end it after the running step; a line per point on stdout. Cycles ship\n"
 	        "logs; between them --follow applies shipped logs to the replicas in batches\n"
-	        "(the policy's apply delay); --apply applies all of them after the N cycles.\n"
+	        "(the policy's apply delay), retries failures with back-off and resyncs when a\n"
+	        "log was lost; --apply applies all of them after the N cycles. resync compares\n"
+	        "each replica with its source (64 KiB block hashes) and writes what differs.\n"
 	        "verify compares each replica at a point (default: the newest) with its source\n"
 	        "image: meant for a stopped workload (the source moves on after the cut).\n");
 	return 2;
@@ -167,6 +171,8 @@ static int desc_save(const vm_desc *d, const char *state_dir)
 	cJSON_AddNumberToObject(o, "generation", d->generation);
 	cJSON_AddNumberToObject(o, "interval_s", d->interval_s);
 	cJSON_AddNumberToObject(o, "retention_s", (double)d->retention_s);
+	cJSON_AddNumberToObject(o, "checkpoint_s", d->checkpoint_s);
+	cJSON_AddNumberToObject(o, "apply_delay_s", d->apply_delay_s);
 	for (uint32_t k = 0; k < d->n_disks; k++) {
 		const siterec_vm_disk *vd = &d->disks[k];
 		cJSON *e = cJSON_CreateObject();
@@ -240,6 +246,8 @@ static int desc_load(vm_desc *d, const char *state_dir)
 		d->generation = (uint32_t)json_num(o, "generation", 2);
 		d->interval_s = (uint32_t)json_num(o, "interval_s", 300);
 		d->retention_s = (uint64_t)json_num(o, "retention_s", 0);
+		d->checkpoint_s = (uint32_t)json_num(o, "checkpoint_s", 0);
+		d->apply_delay_s = (uint32_t)json_num(o, "apply_delay_s", 0);
 		const cJSON *e;
 		cJSON_ArrayForEach(e, disks) {
 			const char *id = json_str(e, "id"), *p = json_str(e, "path"), *role = json_str(e, "role");
@@ -346,6 +354,8 @@ static void fill_opts(const vm_desc *d, const char *state_dir, siterec_store *st
 	o->store = st;
 	o->interval_s = d->interval_s;
 	o->retention_s = d->retention_s;
+	o->checkpoint_s = d->checkpoint_s;
+	o->apply_delay_s = d->apply_delay_s;
 	if (isatty(2))
 		o->progress = progress;
 }
@@ -399,6 +409,10 @@ static int cmd_protect(int argc, char **argv)
 			d.interval_s = (uint32_t)x;
 		else if (!strcmp(o, "--retention") && !cli_parse_u64(v, &x) && x > 0)
 			d.retention_s = x;
+		else if (!strcmp(o, "--checkpoint") && !cli_parse_u64(v, &x) && x <= 86400)
+			d.checkpoint_s = (uint32_t)x;
+		else if (!strcmp(o, "--apply-delay") && !cli_parse_u64(v, &x) && x <= 86400)
+			d.apply_delay_s = (uint32_t)x;
 		else if (!strcmp(o, "--generation") && !cli_parse_u64(v, &x) && (x == 1 || x == 2))
 			d.generation = (uint32_t)x;
 		else if (!strcmp(o, "--ca") && !d.ca)
@@ -467,40 +481,37 @@ static void print_point(const char *what, uint64_t id, uint32_t kind, uint64_t b
 	fflush(stdout);
 }
 
-/* Until t (or a signal): apply shipped logs when a batch is due (in slices that
- * end by t, at least min_apply s), else sleep, renewing the replicas' leases
- * every 10 s (they last 60 s, or less under the test knob). */
-static int wait_until(siterec_replication *r, double t, double min_apply)
+/* siterec_replication_follow() events: a line per point, applied batch, retry
+ * or resync; a signal stops it at the next event. */
+static int follow_event(const siterec_follow_event *ev, void *payload)
 {
-	double renewed = cli_now();
-	int applied = 0;
-	while (!stop) {
-		double now = cli_now(), left = t - now;
-		if (left <= 0 && (applied || min_apply <= 0))
-			return 0;
-		double budget = left > 1 ? 1 : left;
-		if (budget < min_apply && !applied)
-			budget = min_apply;
-		uint64_t waiting = 0;
-		if (siterec_replication_apply(r, (uint32_t)(budget * 1000), 0, &waiting))
-			return cli_fail("apply");
-		applied = 1;
-		double spent = cli_now() - now;
-		if (spent >= 0.05 || (left = t - cli_now()) <= 0) {
-			renewed = cli_now();
-			continue;
-		}
-		if (now - renewed >= 10) {
-			if (siterec_replication_keepalive(r))
-				return cli_fail("keepalive");
-			renewed = now;
-		}
-		if (left > 0.5)
-			left = 0.5;
-		struct timespec ts = { 0, (long)(left * 1e9) };
-		nanosleep(&ts, NULL);
+	(void)payload;
+	double now = cli_now();
+	switch (ev->kind) {
+	case SITEREC_FOLLOW_POINT:
+		progress_end();
+		print_point("cycle", ev->point_id, ev->cycle.kind, ev->cycle.bytes_shipped, ev->cycle.cut_time_ms,
+		            now - (double)ev->cycle.cut_time_ms / 1000.0);
+		break;
+	case SITEREC_FOLLOW_APPLIED:
+		progress_end();
+		printf("applied: the replicas hold point %" PRIu64 "\n", ev->point_id);
+		fflush(stdout);
+		break;
+	case SITEREC_FOLLOW_RETRY:
+		progress_end();
+		fprintf(stderr, "siterec: retry in %.1f s: %s (%s)\n", ev->delay_ms / 1000.0,
+		        siterec_error_last()->message, siterec_strerror(ev->error));
+		break;
+	case SITEREC_FOLLOW_RESYNC:
+		progress_end();
+		printf("resync: %s\n", siterec_error_last()->message);
+		fflush(stdout);
+		break;
+	default:
+		break;
 	}
-	return 0;
+	return stop;
 }
 
 static int cmd_replicate(int argc, char **argv)
@@ -541,15 +552,15 @@ static int cmd_replicate(int argc, char **argv)
 		print_point("initial", s.last_point_id, SITEREC_RP_CRASH, s.bytes_shipped, s.last_point_time_ms,
 		            cli_now() - t0);
 	}
-	/* a policy interval: a cycle per tick; continuous: back to back, pausing 0.5 s
-	 * after a cycle that found nothing written (it adds no point) */
-	double next = cli_now() + (initial ? d.interval_s : 0); /* the initial point counts as a tick */
-	for (uint64_t i = 0; !stop && (a.follow || i < cycles); i++) {
-		/* continuous: a short apply slice between cycles when a batch is due */
-		if (a.follow && (rc = wait_until(r, next, d.interval_s ? 0 : 0.3)))
-			goto out;
-		if (stop)
-			break;
+	if (a.follow) {
+		/* the policy loop: cycles on the tick, batches applied between, retries, resyncs */
+		if (siterec_replication_follow(r, follow_event, NULL)) {
+			progress_end();
+			rc = cli_fail("replication");
+		}
+		goto out;
+	}
+	for (uint64_t i = 0; !stop && i < cycles; i++) {
 		siterec_cycle_result res = { .version = SITEREC_CYCLE_RESULT_VERSION };
 		t0 = cli_now();
 		if (siterec_replication_cycle(r, &res)) {
@@ -561,9 +572,8 @@ static int cmd_replicate(int argc, char **argv)
 		if (res.point_id)
 			print_point("cycle", res.point_id, res.kind, res.bytes_shipped, res.cut_time_ms,
 			            cli_now() - t0);
-		else if (!a.follow)
+		else
 			printf("cycle: nothing written, no point\n");
-		next = d.interval_s ? t0 + d.interval_s : cli_now() + (res.point_id ? 0 : 0.5);
 	}
 	if (a.apply && !stop) {
 		uint64_t waiting = 0;
@@ -807,8 +817,38 @@ static int cmd_verify(int argc, char **argv)
 	return rc;
 }
 
+/* siterec resync STATE_DIR: compare every replica with its source, write what differs. */
+static int cmd_resync(int argc, char **argv)
+{
+	static const char *const allowed[] = { "--url", "--ca", NULL };
+	common_args a;
+	int rc = parse_common(argc, argv, &a, allowed);
+	if (rc)
+		return rc;
+	vm_desc d;
+	siterec_store *st;
+	siterec_replication *r;
+	if ((rc = open_repl(&a, &d, &st, &r)))
+		return rc;
+	siterec_cycle_result res = { .version = SITEREC_CYCLE_RESULT_VERSION };
+	double t0 = cli_now();
+	if (siterec_replication_resync(r, &res)) {
+		progress_end();
+		rc = cli_fail("resync");
+	} else {
+		progress_end();
+		print_point("resync", res.point_id, res.kind, res.bytes_shipped, res.cut_time_ms, cli_now() - t0);
+	}
+	siterec_replication_free(r);
+	siterec_store_free(st);
+	desc_free(&d);
+	return rc;
+}
+
 int cmd_replication(int argc, char **argv)
 {
+	if (!strcmp(argv[0], "resync"))
+		return cmd_resync(argc, argv);
 	if (!strcmp(argv[0], "protect"))
 		return cmd_protect(argc, argv);
 	if (!strcmp(argv[0], "replicate"))

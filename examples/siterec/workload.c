@@ -26,6 +26,7 @@ typedef struct wl_disk {
 	char *id, *path;
 	uint64_t size;
 	int fd;
+	siterec_disk *img;   /* writes go through the disk layer: raw or fixed VHD */
 } wl_disk;
 
 static volatile sig_atomic_t stop;
@@ -42,7 +43,8 @@ static int workload_usage(void)
 	        "usage: siterec workload DIR --disk ID:PATH:SIZE_MiB [--disk ...] [--rate MBPS]\n"
 	        "                        [--seconds N | --writes N] [--block KiB] [--seed S] [--create]\n"
 	        "DIR: the journal (created with --create); PATH: a raw image (created or extended\n"
-	        "to SIZE_MiB with --create); --rate: MB/s (10^6 bytes; default: unpaced);\n"
+	        "to SIZE_MiB with --create) or a fixed VHD of at least SIZE_MiB; --rate: MB/s\n"
+	        "(10^6 bytes; default: unpaced);\n"
 	        "--block: KiB per write, a multiple of 4 (default 4); without --seconds or\n"
 	        "--writes it runs until SIGINT or SIGTERM\n");
 	return 2;
@@ -69,14 +71,32 @@ static int parse_disk(char *arg, wl_disk *d)
 static int disk_write(const void *buf, size_t length, uint64_t offset, void *payload)
 {
 	wl_disk *d = payload;
-	if (pwrite(d->fd, buf, length, (off_t)offset) != (ssize_t)length) {
-		fprintf(stderr, "siterec: %s: write: %s\n", d->path, strerror(errno));
+	if (siterec_disk_write(d->img, buf, length, offset)) {
+		fprintf(stderr, "siterec: %s: write: %s\n", d->path, siterec_error_last()->message);
 		return 1;
 	}
 	return 0;
 }
 
-/* Open (with create: create or extend) a raw image of at least d->size bytes. */
+/* The image through the disk layer, for writing; its virtual size must hold the disk. */
+static int open_disk(wl_disk *d)
+{
+	siterec_disk_options o = SITEREC_DISK_OPTIONS_INIT;
+	o.flags = SITEREC_DISK_OPEN_WRITE;
+	siterec_disk_info info = { .version = SITEREC_DISK_INFO_VERSION };
+	if (siterec_disk_open(&d->img, d->path, &o) || siterec_disk_info_get(d->img, &info)) {
+		cli_fail(d->path);
+		return -1;
+	}
+	if (info.virtual_size < d->size) {
+		fprintf(stderr, "siterec: %s: %" PRIu64 " bytes, smaller than the disk (%" PRIu64 ")\n", d->path,
+		        info.virtual_size, d->size);
+		return -1;
+	}
+	return 0;
+}
+
+/* Open (with create: create or extend) an image of at least d->size bytes. */
 static int open_image(wl_disk *d, int create)
 {
 	struct stat sb;
@@ -86,7 +106,7 @@ static int open_image(wl_disk *d, int create)
 		return -1;
 	}
 	if ((uint64_t)sb.st_size >= d->size)
-		return 0;
+		return open_disk(d);
 	if (!create) {
 		fprintf(stderr, "siterec: %s: %lld bytes, smaller than the disk (%" PRIu64
 		        "); --create extends it\n", d->path, (long long)sb.st_size, d->size);
@@ -96,7 +116,7 @@ static int open_image(wl_disk *d, int create)
 		fprintf(stderr, "siterec: %s: %s\n", d->path, strerror(errno));
 		return -1;
 	}
-	return 0;
+	return open_disk(d);
 }
 
 /* splitmix64 */
@@ -297,9 +317,8 @@ int cmd_workload(int argc, char **argv)
 		goto out;
 	}
 	for (uint32_t k = 0; k < o.n_disks; k++)
-		if (fdatasync(o.disks[k].fd) != 0) {
-			fprintf(stderr, "siterec: %s: %s\n", o.disks[k].path, strerror(errno));
-			rc = 2;
+		if (siterec_disk_flush(o.disks[k].img)) {
+			rc = cli_fail(o.disks[k].path);
 			goto out;
 		}
 	fprintf(stderr, "\n");
@@ -312,6 +331,8 @@ out:
 	for (uint32_t k = 0; k < o.n_disks; k++)
 		if (o.disks[k].fd >= 0)
 			close(o.disks[k].fd);
+	for (uint32_t k = 0; k < o.n_disks; k++)
+		siterec_disk_free(o.disks[k].img);
 	free(buf);
 	return rc;
 }

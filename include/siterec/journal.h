@@ -57,6 +57,7 @@ typedef struct siterec_journal_disk {
 #define SITEREC_JOURNAL_WRITER 0x1u  /**< open as the writing side (exclusive, flock) */
 #define SITEREC_JOURNAL_CREATE 0x2u  /**< create DIR and its files when missing */
 #define SITEREC_JOURNAL_SYNC_EACH 0x4u /**< make every write's log record durable before returning */
+#define SITEREC_JOURNAL_ADD_DISKS 0x8u /**< the disks may extend the journal's: see siterec_journal_open() */
 
 #define SITEREC_JOURNAL_OPTIONS_VERSION 1
 
@@ -75,7 +76,16 @@ SITEREC_API int siterec_journal_options_init(siterec_journal_options *opts, unsi
 
 /**
  * Open the journal at dir. The disks (ids and sizes) must match those it was
- * created with (SITEREC_ECONFLICT naming the difference). As the writer
+ * created with (SITEREC_ECONFLICT naming the difference). With
+ * SITEREC_JOURNAL_ADD_DISKS they may be those disks followed by new ones (a disk
+ * attached to the VM): the new ones are recorded in the control file, crash-
+ * safely, and log from the active sequence on (their SEQ.dlog is created with
+ * it), so every later rotation cuts them with the others. Adding needs the
+ * writer's lock: as the writer, or as a requester while no process is the
+ * writer (else SITEREC_EBUSY: the VM's write path adds them, reopening its
+ * journal with the new list). A handle opened with fewer disks than the journal
+ * has (one opened before the add, or without the flag) fails with
+ * SITEREC_ECONFLICT as before. As the writer
  * (SITEREC_JOURNAL_WRITER): SITEREC_EBUSY when another process or handle is
  * the writer (a requester rotating meanwhile is waited for); an active log left
  * unsealed by a crash is reopened (a torn tail cut off) and appending goes on; a

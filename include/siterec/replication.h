@@ -140,7 +140,9 @@ typedef struct siterec_replication_options {
 	/* version 2 */
 	uint32_t apply_delay_s;        /**< siterec_replication_apply() starts a batch once the oldest
 	                                    write not applied is this old; 0 = 120 */
-	uint32_t reserved;             /**< 0 */
+	uint32_t checkpoint_s;         /**< siterec_replication_follow() ships a checkpoint this often
+	                                    between points (any point in time at this granularity;
+	                                    a smaller RPO too); 0 = none */
 } siterec_replication_options;
 
 #define SITEREC_REPLICATION_OPTIONS_INIT \
@@ -153,8 +155,12 @@ SITEREC_API int siterec_replication_options_init(siterec_replication_options *op
 /**
  * Protect a VM (SITEREC_REPLICATION_PROTECT) or open its protection again. The VM
  * description must match what was protected, except that new disks may be added
- * (each gets its own initial replication; the others go on; not supported yet:
- * SITEREC_EUNSUPPORTED naming the count). Errors: SITEREC_EINVAL
+ * (a disk attached to the VM): they are appended to the protection (state and
+ * journal: the VM's write path adds them to its journal first, reopening it with
+ * SITEREC_JOURNAL_ADD_DISKS, else SITEREC_EBUSY), each gets its own initial copy
+ * with siterec_replication_initial() while the others' cycles go on, and joins
+ * the points at the first cycle after its copy (its logs since it was added are
+ * applied to its replica then); points before have fewer disks. Errors: SITEREC_EINVAL
  * (an excluded OS disk, no or two OS disks, bad ids, bad policy), SITEREC_EEXISTS,
  * SITEREC_ENOTFOUND (not protected), SITEREC_ECONFLICT (a disk removed or resized),
  * the store's errors, SITEREC_ELEASE when another replicator (another host or
@@ -178,8 +184,9 @@ SITEREC_API int siterec_replication_keepalive(siterec_replication *r);
 
 /**
  * Run (or resume) the initial replication of every disk that still needs one,
- * then record the first recovery point. Returns at once when there is nothing to
- * do. @since 0.1
+ * then record the first recovery point (disks added to a protected VM: only
+ * their copies; they join at the next cycle). Returns at once when there is
+ * nothing to do. @since 0.1
  */
 SITEREC_API int siterec_replication_initial(siterec_replication *r);
 
@@ -207,7 +214,11 @@ typedef struct siterec_cycle_result {
  * One delta cycle (see the top of this header; it ships, it does not apply:
  * siterec_replication_apply() does); result may be NULL. Requires the
  * initial replication done (SITEREC_ESTATE otherwise). SITEREC_ELEASE when the
- * handle lost its leases (nothing is written). With a 30, 300 or 900 s interval
+ * handle lost its leases (nothing is written). SITEREC_ERESYNC when a journal
+ * log is missing or damaged: the VM is then in SITEREC_REPL_RESYNC until
+ * siterec_replication_resync(); SITEREC_ECRITICAL when authentication was
+ * refused or a source could not be read as an image (SITEREC_REPL_CRITICAL,
+ * recorded when the target lets it be), and in that state. With a 30, 300 or 900 s interval
  * and nothing written since the last point, a point is still added (an RPO is
  * measured from points). With SITEREC_POLICY_CONTINUOUS the caller calls it back
  * to back: each call ships whatever was written since the previous one and adds
@@ -216,6 +227,19 @@ typedef struct siterec_cycle_result {
  * lease renewal at most every 10 s. @since 0.1
  */
 SITEREC_API int siterec_replication_cycle(siterec_replication *r, siterec_cycle_result *result);
+
+/**
+ * A checkpoint between points: the journal is rotated and each disk's sealed logs
+ * are shipped as one log object, recorded in the state; the next point names
+ * them, each with its seal time, so that siterec_rp_restore_at() can bring a
+ * disk back to any checkpoint (any point in time, at the checkpoint interval's
+ * granularity, for as long as the points naming them are retained), and the
+ * next cycle has only the writes since to ship (the RPO of a 5 or 15 minute
+ * policy then depends little on the churn). Nothing written: no log, no request
+ * but the rotation. siterec_replication_follow() calls it every
+ * options.checkpoint_s. Errors as siterec_replication_cycle(). @since 0.1
+ */
+SITEREC_API int siterec_replication_checkpoint(siterec_replication *r, uint64_t *bytes_shipped);
 
 #define SITEREC_APPLY_NOW 0x1u  /**< start a batch whatever the age of what waits (e.g. before a failover or a verify) */
 
@@ -233,6 +257,66 @@ SITEREC_API int siterec_replication_cycle(siterec_replication *r, siterec_cycle_
  */
 SITEREC_API int siterec_replication_apply(siterec_replication *r, uint32_t budget_ms, uint32_t flags,
                                           uint64_t *waiting);
+
+/**
+ * Resync (the seed's resynchronization): bring every replica back to its
+ * source when the logs cannot. A cycle that finds a journal log missing or
+ * damaged moves the VM to SITEREC_REPL_RESYNC (reason in the status) and fails
+ * with SITEREC_ERESYNC; the caller also calls this when it knows tracking was
+ * lost (writes that bypassed the journal), and after fixing the cause of a
+ * SITEREC_REPL_CRITICAL state. The journal is rotated (a cut); each protected
+ * disk's replica is hashed (XXH3-128 of 64 KiB blocks, read from the target)
+ * and its source scanned against those hashes: only the differing blocks are
+ * written to the replica. Then the VM's writes made meanwhile are applied from
+ * the journal and a snapshot point recorded, as after the initial replication
+ * (result->bytes_shipped: the differing bytes written). The state stays RESYNC
+ * until that point is recorded: after a crash, call it again (the comparison
+ * starts over). Earlier points stay valid. Requires the initial replication
+ * done (SITEREC_ESTATE). @since 0.1
+ */
+SITEREC_API int siterec_replication_resync(siterec_replication *r, siterec_cycle_result *result);
+
+/** What siterec_replication_follow() reports. */
+typedef enum siterec_follow_kind {
+	SITEREC_FOLLOW_TICK = 1,      /**< at least every 500 ms while waiting: a chance to stop */
+	SITEREC_FOLLOW_POINT = 2,     /**< a point was added (initial, cycle or resync): cycle */
+	SITEREC_FOLLOW_APPLIED = 3,   /**< a batch was applied: the replicas hold point_id */
+	SITEREC_FOLLOW_RETRY = 4,     /**< a step failed with error (siterec_error_last() says why);
+	                                   the next try is in delay_ms */
+	SITEREC_FOLLOW_RESYNC = 5     /**< a resync starts (error: why) */
+} siterec_follow_kind;
+
+#define SITEREC_FOLLOW_EVENT_VERSION 1
+
+typedef struct siterec_follow_event {
+	unsigned int version;         /**< SITEREC_FOLLOW_EVENT_VERSION (set by the library) */
+	uint32_t kind;                /**< siterec_follow_kind */
+	int error;                    /**< RETRY, RESYNC: the error code */
+	uint32_t delay_ms;            /**< RETRY: back-off before the next try */
+	uint64_t point_id;            /**< POINT: the point added; APPLIED: the point the replicas hold */
+	siterec_cycle_result cycle;   /**< POINT: what the step did */
+} siterec_follow_event;
+
+/** Return non-zero to stop siterec_replication_follow(). */
+typedef int (*siterec_follow_fn)(const siterec_follow_event *event, void *payload);
+
+/**
+ * Run replication on the policy until fn returns non-zero: the initial
+ * replication when pending, then a cycle every interval_s (continuous: back to
+ * back, pausing 0.5 s after one that found nothing written), applying shipped
+ * logs between cycles (siterec_replication_apply() slices that end by the next
+ * tick; 300 ms between continuous cycles), keepalive, and a resync when a
+ * cycle asks for one. Recoverable failures (SITEREC_ENETWORK, ETIMEOUT,
+ * ESTORAGE, EIO, EBUSY, ENOSPC) are retried with exponential back-off from 1 s
+ * up to 60 s, each retry reported; a success resets it. Returns 0 once fn
+ * stopped it, else the failure that ends replication on this handle:
+ * SITEREC_ECRITICAL (authentication refused or a source disk unreadable as an
+ * image: the VM is put in SITEREC_REPL_CRITICAL with the reason, when the
+ * target can still record it), SITEREC_ELEASE or SITEREC_ECONFLICT (another
+ * replicator holds the VM now), SITEREC_EABORTED (a callback), or another error
+ * no retry can fix (e.g. SITEREC_ECORRUPT from the catalogue). @since 0.1
+ */
+SITEREC_API int siterec_replication_follow(siterec_replication *r, siterec_follow_fn fn, void *payload);
 
 #define SITEREC_REPLICATION_STATUS_VERSION 2
 

@@ -57,7 +57,9 @@ typedef struct siterec_rp_disk {
  * A delta log shipped with a point (point version 2): the writes one replication
  * cycle made to one of the point's disks, coalesced (ascending, not
  * overlapping), kept in the store as a disk object (a page blob) whose size is
- * the log's length rounded up to 512 with zeros after it.
+ * the log's length rounded up to 512 with zeros after it. Its layout belongs
+ * to point version 2: a later point version that grows it will be read with the
+ * stride of the version the caller sets.
  */
 typedef struct siterec_rp_log {
 	uint32_t disk_index;   /**< index into the point's disks */
@@ -65,6 +67,8 @@ typedef struct siterec_rp_log {
 	uint64_t seq;          /**< the journal sequence of the cut that sealed it; ascending per disk */
 	const char *object;    /**< store name of the disk object holding it ("VM/logs/..."; see rp_add) */
 	uint64_t length;       /**< exact bytes of the log */
+	int64_t sealed_ms;     /**< when it was sealed (ms since the epoch): every write in it was
+	                            made before; 0 = unknown (then it counts as sealed at the point's cut) */
 } siterec_rp_log;
 
 #define SITEREC_RP_POINT_VERSION 2
@@ -189,6 +193,23 @@ SITEREC_API int siterec_rp_read(siterec_rp_catalog *cat, uint64_t id, uint32_t d
 SITEREC_API int siterec_rp_restore(siterec_rp_catalog *cat, uint64_t id, uint32_t disk_index,
                                    uint32_t flags, siterec_write_fn write, void *write_payload,
                                    siterec_progress_fn progress, void *progress_payload);
+
+/**
+ * Any point in time: write the content of disk disk_index as it was at time_ms
+ * (ms since the epoch), at the granularity of the logs' seal times (the
+ * replicator's checkpoints: replication.h), through write as
+ * siterec_rp_restore() does. It is the first point Q whose cut is at or after
+ * time_ms, with only those of Q's logs sealed at or before time_ms (a log with
+ * sealed_ms 0 counts as sealed at Q's cut): Q's snapshot holds no write made after
+ * the newest point cut at or before time_ms, and its logs hold every write since.
+ * *at_ms (may be NULL) gets the instant actually restored: the seal time of the
+ * newest log applied, or the cut of the point before Q when none. Errors:
+ * SITEREC_ENOTFOUND (time_ms after the newest point's cut, or before the oldest
+ * point's), and as siterec_rp_restore(). @since 0.1
+ */
+SITEREC_API int siterec_rp_restore_at(siterec_rp_catalog *cat, int64_t time_ms, uint32_t disk_index,
+                                      uint32_t flags, siterec_write_fn write, void *write_payload,
+                                      int64_t *at_ms);
 
 /**
  * Retention: delete every point whose cut is older than now_ms - retention_ms,

@@ -22,7 +22,9 @@
  * of 512 (page blob pages); disk sizes are rounded up to 512 at creation.
  *
  * Threading: one siterec_store per thread at a time; a store writer belongs to the
- * thread that uses its store.
+ * thread that uses its store. After fork() only one of the two processes may use
+ * a store opened before it (the other opens its own): they would share its
+ * kept-alive connections, and each could read the other's responses.
  */
 #ifndef SITEREC_STORE_H
 #define SITEREC_STORE_H

@@ -15,10 +15,17 @@
  * still open, create every SEQ+1 afresh, record SEQ+1) is always safe; a
  * requester rotating in the writer's absence runs exactly that completion.
  *
- * DIR itself is flocked (LOCK_EX) by a creator, and by a requester from just
- * before it tries writer.lock until it let go of it: a writer that finds
- * writer.lock taken tells a requester's short hold (DIR locked: wait) from
- * another writer (DIR free: SITEREC_EBUSY).
+ * DIR itself is flocked (LOCK_EX) by a creator, and by a requester (rotating or
+ * adding disks) from just before it tries writer.lock until it let go of it: a
+ * writer that finds writer.lock taken tells a requester's short hold (DIR
+ * locked: wait) from another writer (DIR free: SITEREC_EBUSY).
+ *
+ * Adding disks (SITEREC_JOURNAL_ADD_DISKS), under writer.lock: each new disk's
+ * folder and empty active log first, durably, then the control file names them
+ * (one slot update). A crash before that leaves the old list and an unused
+ * folder, cleared by the next add of that disk; the list never names a disk
+ * without its active log. Handles with the old list fail with SITEREC_ECONFLICT
+ * from then on, so no rotation ever leaves a disk out.
  *
  * Lock order: the handle's rwlock, DIR, writer.lock, then the control file's
  * flock (held only around a read-modify-write of a slot). */
@@ -52,7 +59,8 @@
 #define JR_DEFAULT_TIMEOUT_MS 10000u
 #define JR_POLL_NS 2000000ull           /* requester: control file polled every 2 ms */
 #define JR_WRITER_WAIT_MS 60000ull      /* writer open: longest wait for a rotating requester */
-#define JR_FLAGS (SITEREC_JOURNAL_WRITER | SITEREC_JOURNAL_CREATE | SITEREC_JOURNAL_SYNC_EACH)
+#define JR_FLAGS (SITEREC_JOURNAL_WRITER | SITEREC_JOURNAL_CREATE | SITEREC_JOURNAL_SYNC_EACH | \
+                  SITEREC_JOURNAL_ADD_DISKS)
 
 static const size_t jr_opt_sizes[] = { 0, sizeof(siterec_journal_options) };
 
@@ -285,13 +293,39 @@ out:
 	return rc;
 }
 
-enum jr_op { JR_OP_REQUEST, JR_OP_ROTATED };
+/* The handle's disks against the journal's (c): 0 when the same; 1 when they
+ * are c's followed by new ones and extend is set; else SITEREC_ECONFLICT naming
+ * the first difference. */
+static int jr_compare_disks(const siterec_journal *j, const struct jr_ctl *c, int extend)
+{
+	uint32_t common = c->n < j->n ? c->n : j->n;
+	for (uint32_t i = 0; i < common; i++)
+		if (strcmp(c->id[i], j->disks[i].id) != 0 || c->size[i] != j->disks[i].size)
+			return sr_err(SITEREC_ECONFLICT, "journal %s: disk %u is '%s' of %llu bytes, "
+			              "opened as '%s' of %llu bytes", j->dir, i, c->id[i],
+			              (unsigned long long)c->size[i], j->disks[i].id,
+			              (unsigned long long)j->disks[i].size);
+	if (c->n > j->n)
+		return sr_err(SITEREC_ECONFLICT, "journal %s has %u disks, opened with %u (disks are "
+		              "never removed; one added since this handle opened needs a reopen with "
+		              "the new list)", j->dir, c->n, j->n);
+	if (c->n < j->n && !extend)
+		return sr_err(SITEREC_ECONFLICT, "journal %s has %u disks, opened with %u (disk '%s' "
+		              "and on are new: SITEREC_JOURNAL_ADD_DISKS adds them)", j->dir, c->n,
+		              j->n, j->disks[c->n].id);
+	return c->n < j->n;
+}
+
+enum jr_op { JR_OP_REQUEST, JR_OP_ROTATED, JR_OP_ADD };
 
 /* Read-modify-write of the control file under its flock: the new state goes to
  * the slot of the next generation (never the one holding the newest state) and
  * is fdatasynced before this returns. JR_OP_REQUEST bumps requested (new value
  * to *value); JR_OP_ROTATED records that *value (the old active sequence) was
- * sealed: active = *value + 1, done = requested. */
+ * sealed: active = *value + 1, done = requested. JR_OP_ADD records the handle's
+ * disks, an extension of the journal's, whose logs *value (the active sequence)
+ * exist. A handle whose disks are not the journal's (added since it opened) is
+ * refused with SITEREC_ECONFLICT: its rotation would leave disks out. */
 static int ctl_update(siterec_journal *j, enum jr_op op, uint64_t *value)
 {
 	struct jr_ctl *c = sr_malloc(sizeof(*c));
@@ -310,7 +344,24 @@ static int ctl_update(siterec_journal *j, enum jr_op op, uint64_t *value)
 	}
 	if ((rc = ctl_read(j, c)) != 0)
 		goto unlock;
-	if (op == JR_OP_REQUEST) {
+	if ((rc = jr_compare_disks(j, c, op == JR_OP_ADD)) < 0)
+		goto unlock;
+	if (op == JR_OP_ADD) {
+		if (rc == 0 || c->active != *value) {
+			/* impossible under writer.lock: another process added or rotated */
+			rc = sr_err(SITEREC_ECONFLICT, "%s: journal changed while disks were added "
+			            "(sequence %llu active, expected %llu)", j->dir,
+			            (unsigned long long)c->active, (unsigned long long)*value);
+			goto unlock;
+		}
+		rc = 0;
+		for (uint32_t i = c->n; i < j->n; i++) {
+			memset(c->id[i], 0, sizeof(c->id[i]));
+			memcpy(c->id[i], j->disks[i].id, strlen(j->disks[i].id));
+			c->size[i] = j->disks[i].size;
+		}
+		c->n = j->n;
+	} else if (op == JR_OP_REQUEST) {
 		c->requested++;
 		*value = c->requested;
 	} else {
@@ -357,20 +408,6 @@ static inline int ctl_changed(siterec_journal *j)
 	       b != __atomic_load_n(&j->seen[1], __ATOMIC_RELAXED);
 }
 
-static int jr_check_disks(const siterec_journal *j, const struct jr_ctl *c)
-{
-	if (c->n != j->n)
-		return sr_err(SITEREC_ECONFLICT, "journal %s was created with %u disks, opened with %u",
-		              j->dir, c->n, j->n);
-	for (uint32_t i = 0; i < j->n; i++)
-		if (strcmp(c->id[i], j->disks[i].id) != 0 || c->size[i] != j->disks[i].size)
-			return sr_err(SITEREC_ECONFLICT, "journal %s: disk %u is '%s' of %llu bytes, "
-			              "opened as '%s' of %llu bytes", j->dir, i, c->id[i],
-			              (unsigned long long)c->size[i], j->disks[i].id,
-			              (unsigned long long)j->disks[i].size);
-	return 0;
-}
-
 /* ---- rotation ---- */
 
 static void jr_dlog_opts(const siterec_journal *j, uint32_t i, siterec_dlog_options *o)
@@ -386,7 +423,7 @@ static void jr_dlog_opts(const siterec_journal *j, uint32_t i, siterec_dlog_opti
  * names the previous sequence it holds no record (the invariant at the top). One
  * that does hold records means the control file went back in time (a damaged
  * newest slot): refuse rather than lose them. */
-static int jr_unlink_next(const char *path)
+static int jr_unlink_unused(const char *path, const char *why)
 {
 	struct stat st;
 	if (stat(path, &st) != 0) {
@@ -398,14 +435,18 @@ static int jr_unlink_next(const char *path)
 	info.version = SITEREC_DLOG_INFO_VERSION;
 	int rc = siterec_dlog_verify(path, NULL, &info);
 	if ((rc == 0 || rc == SITEREC_ETRUNCATED) && info.records > 0)
-		return sr_err(SITEREC_ECORRUPT, "%s holds %llu records although the journal control "
-		              "file names the sequence before it active: control file out of step",
-		              path, (unsigned long long)info.records);
+		return sr_err(SITEREC_ECORRUPT, "%s holds %llu records although %s: control file "
+		              "out of step", path, (unsigned long long)info.records, why);
 	if (unlink(path) != 0 && errno != ENOENT) {
 		int e = errno;
 		return sr_err_os(sr_errno_code(e), e, "cannot remove the unused log %s", path);
 	}
 	return 0;
+}
+
+static int jr_unlink_next(const char *path)
+{
+	return jr_unlink_unused(path, "the journal control file names the sequence before it active");
 }
 
 /* Complete (or perform) rotation c->active -> c->active + 1 without a writer:
@@ -415,7 +456,8 @@ static int jr_unlink_next(const char *path)
 static int jr_rotate_offline(siterec_journal *j, const struct jr_ctl *c)
 {
 	uint64_t a = c->active;
-	int rc = 0;
+	/* a handle opened before disks were added would leave them out of the cut */
+	int rc = jr_compare_disks(j, c, 0);
 	for (uint32_t i = 0; i < j->n && rc == 0; i++) {
 		char *p = jr_path(j, NULL, i, a), *q = jr_path(j, NULL, i, a + 1);
 		siterec_dlog_options o;
@@ -544,28 +586,59 @@ static int jr_open_file(int *fd, const char *path, int flags, const char *what)
 	return 0;
 }
 
+static int jr_foreach_log(siterec_journal *j, uint32_t i,
+                          int (*fn)(siterec_journal *, uint32_t, uint64_t, void *), void *arg);
+
+/* A leftover log in the folder of a disk being added (an add cut short by a
+ * crash, at this or an earlier sequence): never written to, as the disk was in
+ * no control file; removed so the disk's logs start at the active sequence. */
+static int jr_clear_cb(siterec_journal *j, uint32_t disk, uint64_t seq, void *arg)
+{
+	(void)arg;
+	char *p = jr_path(j, NULL, disk, seq);
+	if (!p)
+		return jr_oom();
+	int rc = jr_unlink_unused(p, "its disk is not in the journal control file");
+	sr_free(p);
+	return rc;
+}
+
+/* Disk i's folder and its empty log `seq`. Adding to a journal (add): the
+ * folder synced into DIR, and any log left by an add a crash cut short cleared
+ * first; creating one: a leftover `seq` log replaced. */
+static int jr_disk_start(siterec_journal *j, uint32_t i, uint64_t seq, int add)
+{
+	char *d = jr_path(j, j->disks[i].id, 0, 0), *p = jr_path(j, NULL, i, seq);
+	siterec_dlog_options o;
+	siterec_dlog *w = NULL;
+	int rc = 0;
+	jr_dlog_opts(j, i, &o);
+	if (!d || !p) {
+		rc = jr_oom();
+	} else if (mkdir(d, 0700) != 0 && errno != EEXIST) {
+		int e = errno;
+		rc = sr_err_os(sr_errno_code(e), e, "cannot create the journal disk folder %s", d);
+	} else if ((rc = add ? sr_fsync_dir_of(d) : jr_unlink_next(p)) == 0 &&
+	           (!add || (rc = jr_foreach_log(j, i, jr_clear_cb, NULL)) == 0) &&
+	           (rc = siterec_dlog_create(&w, p, &o)) == 0) {
+		siterec_dlog_free(w);
+		if (add)
+			sr_log(SITEREC_LOG_INFO, "journal %s: adding disk '%s' at sequence %llu", j->dir,
+			       j->disks[i].id, (unsigned long long)seq);
+	}
+	sr_free(d);
+	sr_free(p);
+	return rc;
+}
+
 /* New journal: every disk's folder and first log, then the control file (its
  * presence marks a complete journal; a crash before leaves it to redo). The
  * caller holds the directory's flock. */
 static int jr_create_layout(siterec_journal *j)
 {
 	int rc = 0;
-	for (uint32_t i = 0; i < j->n && rc == 0; i++) {
-		char *d = jr_path(j, j->disks[i].id, 0, 0), *p = jr_path(j, NULL, i, 1);
-		siterec_dlog_options o;
-		siterec_dlog *w = NULL;
-		jr_dlog_opts(j, i, &o);
-		if (!d || !p) {
-			rc = jr_oom();
-		} else if (mkdir(d, 0700) != 0 && errno != EEXIST) {
-			int e = errno;
-			rc = sr_err_os(sr_errno_code(e), e, "cannot create the journal disk folder %s", d);
-		} else if ((rc = jr_unlink_next(p)) == 0 && (rc = siterec_dlog_create(&w, p, &o)) == 0) {
-			siterec_dlog_free(w);
-		}
-		sr_free(d);
-		sr_free(p);
-	}
+	for (uint32_t i = 0; i < j->n && rc == 0; i++)
+		rc = jr_disk_start(j, i, 1, 0);
 	if (rc)
 		return rc;
 	struct jr_ctl *c = sr_calloc(1, sizeof(*c));
@@ -589,6 +662,46 @@ static int jr_create_layout(siterec_journal *j)
 	sr_free(c);
 	sr_free(buf);
 	sr_free(path);
+	return rc;
+}
+
+
+/* Add the handle's disks past c->n to the journal; the caller holds writer.lock,
+ * so the active sequence cannot move. Each new disk's folder (DIR synced) and
+ * empty active log (synced with its folder) exist before the control file names
+ * the disk: a crash at any instant leaves the old list or the new one, never a
+ * listed disk without its active log. c is re-read on success. */
+static int jr_add_disks(siterec_journal *j, struct jr_ctl *c)
+{
+	uint64_t a = c->active;
+	int rc = 0;
+	for (uint32_t i = c->n; i < j->n && rc == 0; i++)
+		rc = jr_disk_start(j, i, a, 1);
+	if (rc == 0 && (rc = ctl_update(j, JR_OP_ADD, &a)) == 0)
+		rc = ctl_read(j, c);
+	return rc;
+}
+
+/* A requester adding disks: only while no process is the writer, holding
+ * writer.lock (DIR first, as a rotating requester does, so a writer opening
+ * meanwhile waits instead of failing). */
+static int jr_add_as_requester(siterec_journal *j, struct jr_ctl *c)
+{
+	int rc = jr_flock(j->dir_fd, LOCK_EX, "the directory", j->dir);
+	if (rc)
+		return rc;
+	rc = jr_flock(j->lock_fd, LOCK_EX | LOCK_NB, "writer.lock", j->dir);
+	if (rc == 1) {
+		rc = sr_err(SITEREC_EBUSY, "journal %s: adding disks needs the writer lock, and a "
+		            "writer holds it (the writer adds them, reopening with "
+		            "SITEREC_JOURNAL_ADD_DISKS and the new list)", j->dir);
+	} else if (rc == 0) {
+		/* another process may have added them since the first read */
+		if ((rc = ctl_read(j, c)) == 0 && (rc = jr_compare_disks(j, c, 1)) == 1)
+			rc = jr_add_disks(j, c);
+		flock(j->lock_fd, LOCK_UN);
+	}
+	flock(j->dir_fd, LOCK_UN);
 	return rc;
 }
 
@@ -786,7 +899,12 @@ SITEREC_API int siterec_journal_open(siterec_journal **out, const char *dir,
 	    (rc = jr_open_file(&j->lock_fd, lock, O_RDWR | O_CREAT, "lock file")) != 0 ||
 	    (j->writer && (rc = jr_take_writer_lock(j)) != 0))
 		goto fail;
-	if ((rc = ctl_read(j, c)) != 0 || (rc = jr_check_disks(j, c)) != 0)
+	if ((rc = ctl_read(j, c)) != 0)
+		goto fail;
+	rc = jr_compare_disks(j, c, (o.flags & SITEREC_JOURNAL_ADD_DISKS) != 0);
+	if (rc == 1)
+		rc = j->writer ? jr_add_disks(j, c) : jr_add_as_requester(j, c);
+	if (rc)
 		goto fail;
 	if (j->writer && (rc = jr_writer_start(j, c)) != 0)
 		goto fail;
@@ -1005,7 +1123,8 @@ static int jr_read_active(siterec_journal *j, const char *what, uint64_t *active
 	if (!c)
 		return jr_oom();
 	int rc = ctl_read(j, c);
-	if (rc == 0)
+	/* a handle opened before disks were added would skip their logs */
+	if (rc == 0 && (rc = jr_compare_disks(j, c, 0)) == 0)
 		*active = c->active;
 	sr_free(c);
 	return rc;

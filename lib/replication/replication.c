@@ -8,6 +8,7 @@
  * Every step is idempotent from what the state records: uploads resume, logs
  * are absolute (applying one twice is harmless) and are released only once the
  * state records them applied, a point's id is above every id present. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -27,6 +28,7 @@
 #include "siterec/journal.h"
 #include "siterec/replication.h"
 #include "siterec/rp.h"
+#include "siterec/tracker.h"
 #include "../store/store_internal.h"
 
 #define REPL_FORMAT 2            /* 2: log shipping (applied_seq, base snapshots) */
@@ -54,7 +56,9 @@ typedef struct repl_disk {
 	uint32_t copied;      /* initial copy done (state) */
 	uint32_t leased;      /* this handle holds the writer lease on the replica */
 	char name[REPL_ID_MAX * 2 + 16];  /* "VM/disks/DISK" */
-	char base[SITEREC_STORE_ID_MAX];  /* snapshot of the replica at applied_seq (state) */
+	char base[SITEREC_STORE_ID_MAX];  /* snapshot of the replica at applied_seq (state); "" until
+	                                     the disk joined the points (its first cut) */
+	uint64_t first_seq;   /* its journal logs begin here (a disk added after protection), else 0 */
 } repl_disk;
 
 typedef struct repl_state {
@@ -95,6 +99,9 @@ struct siterec_replication {
 	int lease_lost;          /* a renewal failed: the handle never writes again */
 	int64_t renewed_ms;      /* last renewal of every lease */
 	struct apply_batch *batch;  /* siterec_replication_apply() in progress, or NULL */
+	siterec_rp_log *pend;    /* checkpoints shipped since the last point (state "pending") */
+	uint64_t n_pend;
+	uint32_t added;          /* disks state_load() appended from the VM description */
 };
 
 SITEREC_API int siterec_replication_options_init(siterec_replication_options *opts,
@@ -158,12 +165,16 @@ static void disks_free(repl_disk *d, uint32_t n)
 
 static void leases_release(siterec_replication *r);
 static void batch_free(struct apply_batch *b);
+static void logs_free(siterec_rp_log *logs, uint64_t n);
+static int classify(siterec_replication *r, int rc);
+static int nothing_written(siterec_replication *r);
 
 SITEREC_API void siterec_replication_free(siterec_replication *r)
 {
 	if (!r)
 		return;
 	batch_free(r->batch);
+	logs_free(r->pend, r->n_pend);
 	leases_release(r);
 	siterec_rp_free(r->cat);
 	siterec_journal_free(r->jr);
@@ -307,6 +318,26 @@ static cJSON *state_json(const siterec_replication *r, const repl_state *s)
 	add_u64(o, "last_app_ms", (uint64_t)s->last_app_ms);
 	add_u64(o, "bytes_shipped", (uint64_t)s->bytes_shipped);
 	cJSON_AddItemToObject(o, "interval_s", cJSON_CreateNumber(r->opts.interval_s));
+	cJSON *pend = cJSON_AddArrayToObject(o, "pending");
+	for (uint64_t k = 0; pend && k < r->n_pend; k++) {
+		const siterec_rp_log *l = &r->pend[k];
+		cJSON *e = cJSON_CreateObject();
+		if (!e || !cJSON_AddItemToArray(pend, e)) {
+			cJSON_Delete(e);
+			pend = NULL;
+			break;
+		}
+		cJSON_AddItemToObject(e, "disk", cJSON_CreateNumber(l->disk_index));
+		add_u64(e, "seq", l->seq);
+		cJSON_AddItemToObject(e, "object", cJSON_CreateString(l->object));
+		add_u64(e, "length", l->length);
+		add_u64(e, "sealed_ms", (uint64_t)l->sealed_ms);
+	}
+	if (!pend) {
+		cJSON_Delete(o);
+		cJSON_Delete(disks);
+		return NULL;
+	}
 	cJSON_AddItemToObject(o, "disks", disks);
 	for (uint32_t i = 0; i < r->n; i++) {
 		const repl_disk *d = &r->disks[i];
@@ -322,6 +353,7 @@ static cJSON *state_json(const siterec_replication *r, const repl_state *s)
 		cJSON_AddItemToObject(e, "excluded", cJSON_CreateBool(d->excluded));
 		cJSON_AddItemToObject(e, "copied", cJSON_CreateBool(d->copied));
 		cJSON_AddItemToObject(e, "base", cJSON_CreateString(d->base));
+		add_u64(e, "first_seq", d->first_seq);
 	}
 	return o;
 }
@@ -444,10 +476,11 @@ static int state_load(siterec_replication *r, int check_vm)
 		if (cJSON_IsString(reason))
 			snprintf(s.reason, sizeof(s.reason), "%s", reason->valuestring);
 	}
-	/* The disks, in the state's order (the journal's order for protected ones). */
-	uint32_t n = rc ? 0 : (uint32_t)cJSON_GetArraySize(disks);
-	repl_disk *nd = rc ? NULL : sr_calloc(n, sizeof(repl_disk));
-	uint32_t *np = rc ? NULL : sr_calloc(n, sizeof(uint32_t)), n_prot = 0;
+	/* The disks, in the state's order (the journal's order for protected ones);
+	 * reopening with disks the state lacks appends them (r->added). */
+	uint32_t n = rc ? 0 : (uint32_t)cJSON_GetArraySize(disks), cap = n + (check_vm ? r->n : 0);
+	repl_disk *nd = rc ? NULL : sr_calloc(cap, sizeof(repl_disk));
+	uint32_t *np = rc ? NULL : sr_calloc(cap, sizeof(uint32_t)), n_prot = 0;
 	if (rc == 0 && (!nd || !np))
 		rc = sr_err(SITEREC_ENOMEM, "replication: out of memory");
 	for (uint32_t i = 0; rc == 0 && i < n; i++) {
@@ -456,11 +489,11 @@ static int state_load(siterec_replication *r, int check_vm)
 		            *ex = cJSON_GetObjectItemCaseSensitive(e, "excluded"),
 		            *cp = cJSON_GetObjectItemCaseSensitive(e, "copied"),
 		            *base = cJSON_GetObjectItemCaseSensitive(e, "base");
-		uint64_t size;
+		uint64_t size, first;
 		if (!cJSON_IsString(id) || !id_ok(id->valuestring) || json_u64(e, "size", &size) ||
 		    !cJSON_IsBool(ex) || !cJSON_IsBool(cp) || !cJSON_IsString(base) ||
-		    strlen(base->valuestring) >= SITEREC_STORE_ID_MAX) {
-			rc = state_bad(r, "a disk entry lacks id, size, excluded, copied or base");
+		    strlen(base->valuestring) >= SITEREC_STORE_ID_MAX || json_u64(e, "first_seq", &first)) {
+			rc = state_bad(r, "a disk entry lacks id, size, excluded, copied, base or first_seq");
 			break;
 		}
 		const repl_disk *vd = NULL;
@@ -488,20 +521,67 @@ static int state_load(siterec_replication *r, int check_vm)
 			break;
 		}
 		nd[i].copied = cJSON_IsTrue(cp);
+		nd[i].first_seq = first;
 		snprintf(nd[i].base, sizeof(nd[i].base), "%s", base->valuestring);
 		if (!nd[i].excluded)
 			np[n_prot++] = i;
 	}
-	if (rc == 0 && check_vm && n != r->n)
-		rc = sr_err(SITEREC_EUNSUPPORTED, "replication: VM %s: adding disks to an existing protection "
-		            "is not supported by this version (protected: %u disks, described: %u)",
-		            r->vm_id, n, r->n);
+	uint32_t added = 0;
+	for (uint32_t k = 0; rc == 0 && check_vm && k < r->n; k++) {
+		uint32_t i = 0;
+		while (i < n && strcmp(nd[i].id, r->disks[k].id) != 0)
+			i++;
+		if (i < n)
+			continue;
+		/* a disk attached since: its own initial copy, the others go on */
+		nd[n + added] = r->disks[k];
+		nd[n + added].path = NULL;
+		if (!(nd[n + added].id = sr_strdup(r->disks[k].id)) ||
+		    (r->disks[k].path && !(nd[n + added].path = sr_strdup(r->disks[k].path)))) {
+			rc = sr_err(SITEREC_ENOMEM, "replication: out of memory");
+			added++;
+			break;
+		}
+		nd[n + added].copied = 0;
+		nd[n + added].base[0] = '\0';
+		if (!nd[n + added].excluded)
+			np[n_prot++] = n + added;
+		added++;
+	}
+	/* checkpoints shipped since the last point */
+	const cJSON *pend = cJSON_GetObjectItemCaseSensitive(o, "pending");
+	uint64_t n_pend = cJSON_IsArray(pend) ? (uint64_t)cJSON_GetArraySize(pend) : 0;
+	siterec_rp_log *pl = NULL;
+	if (rc == 0 && !cJSON_IsArray(pend))
+		rc = state_bad(r, "no \"pending\" array");
+	if (rc == 0 && n_pend && !(pl = sr_calloc((size_t)n_pend, sizeof(*pl))))
+		rc = sr_err(SITEREC_ENOMEM, "replication: out of memory");
+	for (uint64_t k = 0; rc == 0 && k < n_pend; k++) {
+		const cJSON *e = cJSON_GetArrayItem(pend, (int)k);
+		const cJSON *dk = cJSON_GetObjectItemCaseSensitive(e, "disk"),
+		            *ob = cJSON_GetObjectItemCaseSensitive(e, "object");
+		if (!cJSON_IsNumber(dk) || dk->valuedouble < 0 || dk->valuedouble >= n_prot ||
+		    dk->valuedouble != (double)(uint32_t)dk->valuedouble || !cJSON_IsString(ob) ||
+		    json_u64(e, "seq", &pl[k].seq) || json_u64(e, "length", &pl[k].length) ||
+		    json_i64(e, "sealed_ms", &pl[k].sealed_ms))
+			rc = state_bad(r, "a \"pending\" entry lacks disk, seq, object, length or sealed_ms");
+		else if (!(pl[k].object = sr_strdup(ob->valuestring)))
+			rc = sr_err(SITEREC_ENOMEM, "replication: out of memory");
+		else
+			pl[k].disk_index = (uint32_t)dk->valuedouble;
+	}
 	cJSON_Delete(o);
 	if (rc) {
-		disks_free(nd, n);
+		logs_free(pl, n_pend);
+		disks_free(nd, n + added);
 		sr_free(np);
 		return rc;
 	}
+	n += added;
+	r->added = added;
+	logs_free(r->pend, r->n_pend);
+	r->pend = pl;
+	r->n_pend = n_pend;
 	disks_free(r->disks, r->n);
 	sr_free(r->prot);
 	r->disks = nd;
@@ -530,6 +610,44 @@ static int journal_open(siterec_replication *r, uint32_t flags)
 	char path[4200];
 	snprintf(path, sizeof(path), "%s/journal", r->state_dir);
 	return siterec_journal_open(&r->jr, path, &jo);
+}
+
+/* Record the disks state_load() appended: each logs from the first journal
+ * sequence that has its log (the active one when it was added just now). */
+static int disks_added(siterec_replication *r)
+{
+	uint64_t active = 0;
+	int rc = siterec_journal_seqs(r->jr, &active, NULL);
+	for (uint32_t i = 0; rc == 0 && i < r->n_prot; i++) {
+		repl_disk *d = &r->disks[r->prot[i]];
+		if (d->copied || d->first_seq)
+			continue;
+		d->first_seq = active;
+		char path[4200];
+		struct stat sb;
+		for (uint64_t q = r->st.last_applied + 1; q < active; q++)
+			if (siterec_journal_log_path(r->jr, i, q, path, sizeof(path)) == 0 && stat(path, &sb) == 0) {
+				d->first_seq = q;
+				break;
+			}
+		siterec_error_clear();
+		sr_log(SITEREC_LOG_INFO, "replication: VM %s: disk %s added (its logs from sequence %" PRIu64 ")",
+		       r->vm_id, d->id, d->first_seq);
+	}
+	if (rc == 0)
+		rc = state_put(r, &r->st, 0);
+	if (rc == 0)
+		r->added = 0;
+	return rc;
+}
+
+/* Protected disks (a prefix: added ones come last) that are in the points. */
+static uint32_t joined(const siterec_replication *r)
+{
+	uint32_t n = 0;
+	while (n < r->n_prot && r->disks[r->prot[n]].base[0])
+		n++;
+	return n;
 }
 
 /* ---- fencing: a writer lease on every replica disk ---- */
@@ -846,7 +964,13 @@ SITEREC_API int siterec_replication_open(siterec_replication **out, const sitere
 		}
 	} else if (rc == 0) {
 		if ((rc = state_load(r, 1)) == 0)
-			rc = journal_open(r, 0);
+			rc = journal_open(r, r->added ? SITEREC_JOURNAL_ADD_DISKS : 0);
+		if (rc == SITEREC_EBUSY)
+			rc = sr_err(SITEREC_EBUSY, "replication: VM %s: %u disk(s) to add, and the VM's write path "
+			            "holds the journal with the old disks: it must add them first (reopen its "
+			            "journal with the new list and SITEREC_JOURNAL_ADD_DISKS)", r->vm_id, r->added);
+		if (rc == 0 && r->added)
+			rc = disks_added(r);
 	}
 	if (rc == 0)
 		rc = siterec_rp_open(&r->cat, o->store, r->vm_id);
@@ -934,7 +1058,7 @@ static int coalesce_disk(siterec_replication *r, uint32_t pi, uint64_t from, uin
 			rc = sr_err(SITEREC_ENOMEM, "replication: out of memory");
 		else if ((rc = siterec_journal_log_path(r->jr, pi, from + i, paths[i], 4200)) == 0 &&
 		         access(paths[i], R_OK) != 0)
-			rc = sr_err(SITEREC_ECORRUPT, "replication: VM %s: log %" PRIu64 " of disk %s is missing "
+			rc = sr_err(SITEREC_ERESYNC, "replication: VM %s: log %" PRIu64 " of disk %s is missing "
 			            "(%s): the replica cannot be brought up to date without a resync",
 			            r->vm_id, from + i, r->disks[r->prot[pi]].id, paths[i]);
 	}
@@ -962,6 +1086,10 @@ static int coalesce_disk(siterec_replication *r, uint32_t pi, uint64_t from, uin
 	siterec_dlog_info info = { .version = SITEREC_DLOG_INFO_VERSION };
 	if (rc == 0 && any && (rc = siterec_dlog_verify(out, NULL, &info)) == 0)
 		*total += info.data_bytes;
+	if (rc == SITEREC_ECORRUPT || rc == SITEREC_ETRUNCATED)
+		rc = sr_err(SITEREC_ERESYNC, "replication: VM %s: a log of disk %s (%" PRIu64 "..%" PRIu64
+		            ") is damaged (%s): the replica cannot be brought up to date without a resync",
+		            r->vm_id, r->disks[r->prot[pi]].id, from, to, siterec_error_last()->message);
 	for (size_t i = 0; paths && i < n; i++)
 		sr_free(paths[i]);
 	sr_free(paths);
@@ -1116,24 +1244,33 @@ static void logs_free(siterec_rp_log *logs, uint64_t n)
 /* The logs a point after applied_seq names: those of the newest point p (if
  * any) above applied_seq, then the new ones (one per disk at most, NULL object
  * when none), ordered by disk then seq. Copies the strings. */
-static int point_logs(const siterec_replication *r, const siterec_rp_point *p, const siterec_rp_log *fresh,
-                      siterec_rp_log **out, uint64_t *n_out)
+static int point_logs(const siterec_replication *r, uint32_t n_disks, const siterec_rp_point *p,
+                      const siterec_rp_log *fresh, siterec_rp_log **out, uint64_t *n_out)
 {
-	uint64_t n = 0, cap = (p ? p->n_logs : 0) + r->n_prot;
+	uint64_t n = 0, cap = (p ? p->n_logs : 0) + (fresh ? r->n_pend : 0) + r->n_prot;
 	siterec_rp_log *logs = sr_calloc((size_t)cap + 1, sizeof(*logs));
 	if (!logs)
 		return sr_err(SITEREC_ENOMEM, "replication: out of memory");
 	int rc = 0;
-	for (uint32_t pi = 0; rc == 0 && pi < r->n_prot; pi++) {
-		for (uint64_t k = 0; p && k < p->n_logs; k++) {
-			const siterec_rp_log *l = &p->logs[k];
-			if (l->disk_index != pi || l->seq <= r->st.applied_seq)
-				continue;
-			logs[n] = *l;
-			if (!(logs[n++].object = sr_strdup(l->object)))
-				rc = sr_err(SITEREC_ENOMEM, "replication: out of memory");
+	for (uint32_t pi = 0; rc == 0 && pi < n_disks; pi++) {
+		/* the newest point's, the checkpoints' (when making a point), the new
+		 * one; a checkpoint a point added by a run that died already names is
+		 * not named twice */
+		uint64_t above = r->st.applied_seq;
+		for (int src = 0; src < 2; src++) {
+			const siterec_rp_log *ls = src ? r->pend : (p ? p->logs : NULL);
+			uint64_t nl = src ? (fresh ? r->n_pend : 0) : (p ? p->n_logs : 0);
+			for (uint64_t k = 0; rc == 0 && k < nl; k++) {
+				const siterec_rp_log *l = &ls[k];
+				if (l->disk_index != pi || l->seq <= above)
+					continue;
+				above = l->seq;
+				logs[n] = *l;
+				if (!(logs[n++].object = sr_strdup(l->object)))
+					rc = sr_err(SITEREC_ENOMEM, "replication: out of memory");
+			}
 		}
-		if (rc == 0 && fresh && fresh[pi].object) {
+		if (rc == 0 && fresh && fresh[pi].object && fresh[pi].seq > above) {
 			logs[n] = fresh[pi];
 			if (!(logs[n++].object = sr_strdup(fresh[pi].object)))
 				rc = sr_err(SITEREC_ENOMEM, "replication: out of memory");
@@ -1156,89 +1293,145 @@ static int newest_point(siterec_replication *r, siterec_rp_point *p, int *have)
 	int rc = siterec_rp_count(r->cat, &count);
 	if (rc == 0 && count > 0 && (rc = siterec_rp_get(r->cat, count - 1, p)) == 0)
 		*have = 1;
-	if (rc == 0 && *have && p->n_disks != r->n_prot)
-		rc = sr_err(SITEREC_ECORRUPT, "replication: VM %s: point %" PRIu64 " has %u disks, the VM %u "
-		            "protected", r->vm_id, p->id, p->n_disks, r->n_prot);
+	for (uint32_t i = 0; rc == 0 && *have && i < p->n_disks; i++)
+		if (i >= r->n_prot || strcmp(p->disks[i].disk, r->disks[r->prot[i]].name) != 0)
+			rc = sr_err(SITEREC_ECORRUPT, "replication: VM %s: point %" PRIu64 " disk %u is %s, not the "
+			            "protected disk in that place", r->vm_id, p->id, i, p->disks[i].disk);
 	return rc;
 }
 
-/* Rotate, ship every log not applied yet up to the cut, snapshot, add the point,
- * record the state, release the logs, prune (not for the first point). */
-static int do_cut(siterec_replication *r, int initial, siterec_cycle_result *res)
+/* Rotate the journal, the quiesce callback around it when an app-consistent
+ * point is due (*kind); the sealed sequence to *sealed. */
+static int cut_rotate(siterec_replication *r, int app_ok, uint32_t *kind, uint64_t *sealed)
 {
-	uint32_t kind = SITEREC_RP_CRASH;
+	*kind = SITEREC_RP_CRASH;
 	int64_t t0 = now_ms();
 	int frozen = 0;
-	if (!initial && r->opts.app_every_s && r->opts.quiesce &&
+	if (app_ok && r->opts.app_every_s && r->opts.quiesce &&
 	    (r->st.last_app_ms == 0 || t0 - r->st.last_app_ms >= (int64_t)r->opts.app_every_s * 1000)) {
 		int q = r->opts.quiesce(1, r->opts.quiesce_payload);
 		if (q == 0) {
 			frozen = 1;
-			kind = SITEREC_RP_APP;
+			*kind = SITEREC_RP_APP;
 		} else {
 			sr_log(SITEREC_LOG_WARN, "replication: VM %s: quiesce freeze failed (%d): the point will be "
 			       "crash-consistent", r->vm_id, q);
 		}
 	}
-	uint64_t sealed = 0;
-	int rc = siterec_journal_request_rotate(r->jr, 0, &sealed);
+	int rc = siterec_journal_request_rotate(r->jr, 0, sealed);
 	if (frozen) {
 		int q = r->opts.quiesce(0, r->opts.quiesce_payload);
 		if (q)
 			sr_log(SITEREC_LOG_WARN, "replication: VM %s: quiesce thaw returned %d", r->vm_id, q);
 	}
+	return rc;
+}
+
+/* Journal logs up to this sequence may go once `sealed` is recorded: all of
+ * them, but for a disk that has not joined the points (being added), whose
+ * logs since it was added are applied when it joins. */
+static uint64_t release_to(const siterec_replication *r, uint64_t sealed, uint32_t n_join)
+{
+	uint64_t to = sealed;
+	for (uint32_t i = n_join; i < r->n_prot; i++) {
+		uint64_t f = r->disks[r->prot[i]].first_seq;
+		if (f && f - 1 < to)
+			to = f - 1;
+	}
+	return to;
+}
+
+/* Ship the logs from..sealed of the joined disks [0, n) as log objects (fresh[i],
+ * sealed at sealed_ms); progress over their journal files' bytes. */
+static int ship_disks(siterec_replication *r, uint32_t n, uint64_t from, uint64_t sealed, int64_t sealed_ms,
+                      ship_ctx *cs, siterec_rp_log *fresh, uint64_t *bytes)
+{
+	uint64_t total = 0, done = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		char path[4200];
+		struct stat sb;
+		for (uint64_t q = from; q <= sealed; q++)
+			if (siterec_journal_log_path(r->jr, i, q, path, sizeof(path)) == 0 && stat(path, &sb) == 0)
+				total += (uint64_t)sb.st_size;
+		siterec_error_clear();
+	}
+	int rc = 0;
+	for (uint32_t i = 0; rc == 0 && sealed >= from && i < n; i++) {
+		cs[i].r = r;
+		cs[i].done = done;
+		cs[i].total = total;
+		rc = ship_disk(r, i, from, sealed, &cs[i], &fresh[i]);
+		fresh[i].sealed_ms = sealed_ms;
+		done = cs[i].done;
+		*bytes += cs[i].bytes;
+	}
+	return rc;
+}
+
+/* Bring the protected disks [lo, hi) to the cut `sealed` by applying their logs
+ * to the replicas directly, and snapshot them (snaps[i]): the first point, a
+ * resync, disks added since joining the points. Each disk's logs start at its
+ * first not applied: last_applied + 1 with `all`, else those since it was added. */
+static int join_disks(siterec_replication *r, uint32_t lo, uint32_t hi, int all, uint64_t sealed, ship_ctx *cs,
+                      char (*snaps)[SITEREC_STORE_ID_MAX], uint64_t *bytes)
+{
+	uint64_t total = 0, done = 0;
+	int rc = 0;
+	for (uint32_t i = lo; rc == 0 && i < hi; i++) {
+		uint64_t from = r->disks[r->prot[i]].first_seq;
+		if (all && from < r->st.last_applied + 1)
+			from = r->st.last_applied + 1;
+		if (sealed >= from)
+			rc = coalesce_disk(r, i, from, sealed, &total, &cs[i].has_data);
+	}
+	for (uint32_t i = lo; rc == 0 && i < hi; i++) {
+		if (!cs[i].has_data)
+			continue;
+		cs[i].r = r;
+		cs[i].done = done;
+		cs[i].total = total;
+		rc = apply_disk(r, i, &cs[i]);
+		done = cs[i].done;
+		*bytes += cs[i].bytes;
+	}
+	for (uint32_t i = lo; rc == 0 && i < hi; i++)
+		rc = siterec_store_snapshot(r->opts.store, r->disks[r->prot[i]].name, snaps[i], SITEREC_STORE_ID_MAX);
+	return rc;
+}
+
+/* Rotate; ship the joined disks' logs not shipped yet (initial: apply every
+ * disk's to its replica and snapshot it, a snapshot point); join the disks
+ * added and copied since; add the point, record the state, release the logs,
+ * prune (not for the first point). */
+static int do_cut(siterec_replication *r, int initial, siterec_cycle_result *res)
+{
+	uint32_t kind = SITEREC_RP_CRASH;
+	uint64_t sealed = 0;
+	int rc = cut_rotate(r, !initial, &kind, &sealed);
 	if (rc)
 		return rc;
 	int64_t cut = now_ms();
 	uint64_t from = r->st.last_applied + 1;
+	uint32_t n_join = initial ? 0 : joined(r), n_after = n_join;
+	while (n_after < r->n_prot && r->disks[r->prot[n_after]].copied)
+		n_after++;   /* copied since they were added: they join at this cut */
 	ship_ctx *cs = sr_calloc(r->n_prot, sizeof(ship_ctx));
 	siterec_rp_disk *pd = sr_calloc(r->n_prot, sizeof(siterec_rp_disk));
 	char (*snaps)[SITEREC_STORE_ID_MAX] = sr_calloc(r->n_prot, SITEREC_STORE_ID_MAX);
-	if (!cs || !pd || !snaps)
-		rc = sr_err(SITEREC_ENOMEM, "replication: out of memory");
 	siterec_rp_log *fresh = sr_calloc(r->n_prot, sizeof(siterec_rp_log)), *logs = NULL;
-	uint64_t n_logs = 0;
-	if (rc == 0 && !fresh)
+	uint64_t n_logs = 0, bytes = 0;
+	if (!cs || !pd || !snaps || !fresh)
 		rc = sr_err(SITEREC_ENOMEM, "replication: out of memory");
-	uint64_t total = 0, done = 0, bytes = 0;
-	if (initial) {
-		/* the replicas are brought to the cut and snapshotted: a snapshot point */
-		for (uint32_t i = 0; rc == 0 && sealed >= from && i < r->n_prot; i++)
-			rc = coalesce_disk(r, i, from, sealed, &total, &cs[i].has_data);
-		for (uint32_t i = 0; rc == 0 && sealed >= from && i < r->n_prot; i++) {
-			if (!cs[i].has_data)
-				continue;
-			cs[i].r = r;
-			cs[i].done = done;
-			cs[i].total = total;
-			rc = apply_disk(r, i, &cs[i]);
-			done = cs[i].done;
-			bytes += cs[i].bytes;
-		}
-		for (uint32_t i = 0; rc == 0 && i < r->n_prot; i++)
-			rc = siterec_store_snapshot(r->opts.store, r->disks[r->prot[i]].name, snaps[i],
-			                            SITEREC_STORE_ID_MAX);
-	} else {
-		/* each disk's logs go as one object; the point names them on top of
-		 * the replicas' last applied snapshots */
-		for (uint32_t i = 0; rc == 0 && sealed >= from && i < r->n_prot; i++) {
-			char path[4200];
-			struct stat sb;
-			for (uint64_t q = from; q <= sealed; q++)
-				if (siterec_journal_log_path(r->jr, i, q, path, sizeof(path)) == 0 && stat(path, &sb) == 0)
-					total += (uint64_t)sb.st_size;
-			siterec_error_clear();
-		}
-		for (uint32_t i = 0; rc == 0 && sealed >= from && i < r->n_prot; i++) {
-			cs[i].r = r;
-			cs[i].done = done;
-			cs[i].total = total;
-			rc = ship_disk(r, i, from, sealed, &cs[i], &fresh[i]);
-			done = cs[i].done;
-			bytes += cs[i].bytes;
-		}
-		for (uint32_t i = 0; rc == 0 && i < r->n_prot; i++)
+	if (rc == 0 && initial)
+		rc = join_disks(r, 0, n_after, 1, sealed, cs, snaps, &bytes);
+	if (rc == 0 && !initial) {
+		/* each joined disk's logs go as one object; the point names them on
+		 * top of the replicas' last applied snapshots */
+		rc = ship_disks(r, n_join, from, sealed, cut, cs, fresh, &bytes);
+		for (uint32_t i = 0; i < n_join; i++)
 			snprintf(snaps[i], SITEREC_STORE_ID_MAX, "%s", r->disks[r->prot[i]].base);
+		if (rc == 0 && n_after > n_join)
+			rc = join_disks(r, n_join, n_after, 0, sealed, cs, snaps, &bytes);
 	}
 	uint64_t id = r->st.cycle + 1;
 	siterec_rp_point last = SITEREC_RP_POINT_INIT;
@@ -1247,19 +1440,19 @@ static int do_cut(siterec_replication *r, int initial, siterec_cycle_result *res
 	    have && last.id >= id)
 		id = last.id + 1;   /* a point added by a run that died before recording it: go past it */
 	if (rc == 0 && !initial)
-		rc = point_logs(r, have ? &last : NULL, fresh, &logs, &n_logs);
+		rc = point_logs(r, n_join, have ? &last : NULL, fresh, &logs, &n_logs);
 	if (rc == 0) {
-		for (uint32_t i = 0; i < r->n_prot; i++) {
+		for (uint32_t i = 0; i < n_after; i++) {
 			pd[i].disk = r->disks[r->prot[i]].name;
 			pd[i].snapshot = snaps[i];
 			pd[i].changed = cs[i].ext;
-			pd[i].n_changed = initial ? UINT64_MAX : cs[i].n_ext;
+			pd[i].n_changed = initial || i >= n_join ? UINT64_MAX : cs[i].n_ext;
 		}
 		siterec_rp_point p = SITEREC_RP_POINT_INIT;
 		p.kind = kind;
 		p.id = id;
 		p.cut_time_ms = cut;
-		p.n_disks = r->n_prot;
+		p.n_disks = n_after;
 		p.disks = pd;
 		p.n_logs = n_logs;
 		p.logs = logs;
@@ -1280,13 +1473,16 @@ static int do_cut(siterec_replication *r, int initial, siterec_cycle_result *res
 			s.applied_seq = s.last_applied;
 			s.applied_point = id;
 			s.applied_cut_ms = cut;
-			for (uint32_t i = 0; i < r->n_prot; i++)
-				snprintf(r->disks[r->prot[i]].base, SITEREC_STORE_ID_MAX, "%s", snaps[i]);
 		}
+		for (uint32_t i = initial ? 0 : n_join; i < n_after; i++)
+			snprintf(r->disks[r->prot[i]].base, SITEREC_STORE_ID_MAX, "%s", snaps[i]);
+		logs_free(r->pend, r->n_pend);   /* the point names the checkpoints */
+		r->pend = NULL;
+		r->n_pend = 0;
 		rc = state_put(r, &s, 0);
 	}
 	if (rc == 0 && sealed >= from)
-		rc = siterec_journal_release(r->jr, sealed);
+		rc = siterec_journal_release(r->jr, release_to(r, sealed, n_after));
 	uint64_t pruned = 0;
 	if (rc == 0 && !initial)
 		rc = siterec_rp_prune(r->cat, now_ms(), r->opts.retention_s * 1000, NULL, 0, &pruned);
@@ -1439,17 +1635,18 @@ static int batch_disk_done(apply_batch *b)
 static int batch_commit(siterec_replication *r, apply_batch *b)
 {
 	int rc = 0;
+	uint32_t n_join = joined(r);   /* a disk being added has no base yet */
 	char (*snaps)[SITEREC_STORE_ID_MAX] = sr_calloc(r->n_prot, SITEREC_STORE_ID_MAX);
 	if (!snaps)
 		return sr_err(SITEREC_ENOMEM, "replication: out of memory");
-	for (uint32_t i = 0; rc == 0 && i < r->n_prot; i++)
+	for (uint32_t i = 0; rc == 0 && i < n_join; i++)
 		rc = siterec_store_snapshot(r->opts.store, r->disks[r->prot[i]].name, snaps[i], SITEREC_STORE_ID_MAX);
 	if (rc == 0) {
 		repl_state s = r->st;
 		s.applied_seq = b->to_seq;
 		s.applied_point = b->point_id;
 		s.applied_cut_ms = b->cut_ms;
-		for (uint32_t i = 0; i < r->n_prot; i++)
+		for (uint32_t i = 0; i < n_join; i++)
 			snprintf(r->disks[r->prot[i]].base, SITEREC_STORE_ID_MAX, "%s", snaps[i]);
 		rc = state_put(r, &s, 0);
 	}
@@ -1486,7 +1683,7 @@ static int batch_plan(siterec_replication *r, int start, uint64_t *waiting, appl
 	b->point_id = p.id;
 	b->cut_ms = p.cut_time_ms;
 	b->to_seq = to;
-	if ((rc = point_logs(r, &p, NULL, &b->logs, &b->n_logs)) != 0) {
+	if ((rc = point_logs(r, p.n_disks, &p, NULL, &b->logs, &b->n_logs)) != 0) {
 		sr_free(b);
 		return rc;
 	}
@@ -1623,19 +1820,29 @@ SITEREC_API int siterec_replication_initial(siterec_replication *r)
 		rc = state_load(r, 0);
 	if (rc)
 		return rc;
-	if (r->st.state == SITEREC_REPL_PROTECTED)
+	uint32_t n_copied = 0;
+	while (n_copied < r->n_prot && r->disks[r->prot[n_copied]].copied)
+		n_copied++;
+	if (r->st.state == SITEREC_REPL_PROTECTED && n_copied == r->n_prot)
 		return 0;
-	if (r->st.state != SITEREC_REPL_INITIAL)
-		return sr_err(SITEREC_ESTATE, "replication initial: VM %s is in state %s (%s)", r->vm_id,
+	if (r->st.state != SITEREC_REPL_INITIAL && r->st.state != SITEREC_REPL_PROTECTED)
+		return sr_err(r->st.state == SITEREC_REPL_RESYNC ? SITEREC_ERESYNC : SITEREC_ECRITICAL,
+		              "replication initial: VM %s is in state %s (%s): run a resync", r->vm_id,
 		              state_name(r->st.state), r->st.reason);
+	/* protected already: only disks added since are copied; they join the
+	 * points at the next cycle (the others go on meanwhile) */
+	int added_only = r->st.state == SITEREC_REPL_PROTECTED;
 	init_progress ip = { .r = r };
 	for (uint32_t i = 0; i < r->n_prot; i++)
-		ip.total += r->disks[r->prot[i]].size;
+		if (!added_only || !r->disks[r->prot[i]].copied)
+			ip.total += r->disks[r->prot[i]].size;
 	for (uint32_t i = 0; i < r->n_prot; i++) {
 		repl_disk *d = &r->disks[r->prot[i]];
+		if (added_only && d->copied)
+			continue;
 		if (!d->copied) {
 			if ((rc = leases_renew(r, "initial")) != 0 || (rc = copy_disk(r, d, &ip)) != 0)
-				return rc;
+				return rc == SITEREC_EDISK || rc == SITEREC_EAUTH ? classify(r, rc) : rc;
 			d->copied = 1;
 			if ((rc = state_put(r, &r->st, 0)) != 0) {
 				d->copied = 0;
@@ -1644,7 +1851,240 @@ SITEREC_API int siterec_replication_initial(siterec_replication *r)
 		}
 		ip.base += d->size;
 	}
-	return do_cut(r, 1, NULL);
+	return added_only ? 0 : classify(r, do_cut(r, 1, NULL));
+}
+
+/* The journal's logs up to sealed are consumed (shipped, or superseded by a
+ * resync): recorded, then released up to `release`. */
+static int consumed(siterec_replication *r, uint64_t sealed, uint64_t bytes, uint64_t release)
+{
+	repl_state s = r->st;
+	s.last_applied = sealed;
+	s.bytes_shipped += bytes;
+	int rc = state_put(r, &s, 0);
+	return rc ? rc : siterec_journal_release(r->jr, release);
+}
+
+SITEREC_API int siterec_replication_checkpoint(siterec_replication *r, uint64_t *bytes_shipped)
+{
+	if (!r)
+		return sr_err(SITEREC_EINVAL, "replication checkpoint: handle is NULL");
+	if (bytes_shipped)
+		*bytes_shipped = 0;
+	if (r->st.state == SITEREC_REPL_PROTECTED && !r->lease_lost && nothing_written(r))
+		return leases_renew_due(r, "checkpoint");
+	int rc = leases_renew(r, "checkpoint");
+	if (rc == 0)
+		rc = state_load(r, 0);
+	if (rc)
+		return rc;
+	if (r->st.state != SITEREC_REPL_PROTECTED)
+		return sr_err(r->st.state == SITEREC_REPL_INITIAL ? SITEREC_ESTATE
+		              : r->st.state == SITEREC_REPL_RESYNC ? SITEREC_ERESYNC : SITEREC_ECRITICAL,
+		              "replication checkpoint: VM %s is in state %s%s%s", r->vm_id, state_name(r->st.state),
+		              r->st.reason[0] ? ": " : "", r->st.reason);
+	uint32_t kind, n_join = joined(r);
+	uint64_t sealed = 0, from = r->st.last_applied + 1, bytes = 0;
+	rc = cut_rotate(r, 0, &kind, &sealed);
+	int64_t at = now_ms();
+	ship_ctx *cs = sr_calloc(r->n_prot, sizeof(ship_ctx));
+	siterec_rp_log *fresh = sr_calloc(r->n_prot, sizeof(siterec_rp_log));
+	if (rc == 0 && (!cs || !fresh))
+		rc = sr_err(SITEREC_ENOMEM, "replication: out of memory");
+	if (rc == 0)
+		rc = ship_disks(r, n_join, from, sealed, at, cs, fresh, &bytes);
+	uint64_t n_new = 0;
+	for (uint32_t i = 0; fresh && i < n_join; i++)
+		n_new += fresh[i].object != NULL;
+	if (rc == 0 && n_new) {
+		/* recorded in the state: the next point names them */
+		siterec_rp_log *pl = sr_realloc(r->pend, (size_t)(r->n_pend + n_new) * sizeof(*pl));
+		if (!pl)
+			rc = sr_err(SITEREC_ENOMEM, "replication: out of memory");
+		for (uint32_t i = 0; rc == 0 && i < n_join; i++)
+			if (fresh[i].object) {
+				pl[r->n_pend++] = fresh[i];
+				fresh[i].object = NULL;
+			}
+		if (pl)
+			r->pend = pl;
+	}
+	if (rc == 0)
+		rc = consumed(r, sealed, bytes, release_to(r, sealed, n_join));
+	for (uint32_t i = 0; cs && i < r->n_prot; i++)
+		sr_free(cs[i].ext);
+	for (uint32_t i = 0; fresh && i < r->n_prot; i++)
+		sr_free((char *)fresh[i].object);
+	sr_free(fresh);
+	sr_free(cs);
+	if (rc == 0 && bytes_shipped)
+		*bytes_shipped = bytes;
+	return classify(r, rc);
+}
+
+/* ---- resync, critical state ---- */
+
+/* Record state st with reason (the message of the error being handled). */
+static int state_mark(siterec_replication *r, uint32_t st, const char *reason)
+{
+	repl_state s = r->st;
+	s.state = st;
+	snprintf(s.reason, sizeof(s.reason), "%s", reason);
+	return state_put(r, &s, 0);
+}
+
+/* A failure that needs a resync or an operator moves the VM to RESYNC or
+ * CRITICAL (when the target can record it) and comes back as ERESYNC or ECRITICAL. */
+static int classify(siterec_replication *r, int rc)
+{
+	if (rc != SITEREC_ERESYNC && rc != SITEREC_EAUTH && rc != SITEREC_EDISK)
+		return rc;
+	char reason[256];
+	snprintf(reason, sizeof(reason), "%s", siterec_error_last()->message);
+	uint32_t st = rc == SITEREC_ERESYNC ? SITEREC_REPL_RESYNC : SITEREC_REPL_CRITICAL;
+	if (state_mark(r, st, reason) != 0)
+		sr_log(SITEREC_LOG_WARN, "replication: VM %s: could not record the %s state: %s", r->vm_id,
+		       state_name(st), siterec_error_last()->message);
+	return sr_err(st == SITEREC_REPL_RESYNC ? SITEREC_ERESYNC : SITEREC_ECRITICAL,
+	              "replication: VM %s is %s: %s", r->vm_id, state_name(st), reason);
+}
+
+#define REPL_RESYNC_BLOCK (64u * 1024)
+
+typedef struct resync_ctx {
+	siterec_replication *r;
+	repl_disk *d;
+	siterec_disk *img;
+	siterec_store_writer *w;
+	uint8_t *buf;
+	uint64_t bytes;
+} resync_ctx;
+
+static int replica_read(void *buf, size_t len, uint64_t off, void *payload)
+{
+	resync_ctx *c = payload;
+	int rc = leases_renew_due(c->r, "resync");
+	return rc ? rc : siterec_store_read(c->r->opts.store, c->d->name, NULL, buf, len, off);
+}
+
+static int source_read(resync_ctx *c, void *buf, size_t len, uint64_t off)
+{
+	if (c->img)
+		return siterec_disk_read(c->img, buf, len, off);
+	int rc = c->d->read(buf, len, off, c->d->read_payload);
+	return rc ? sr_err_callback(rc, "replication: disk read callback") : 0;
+}
+
+static int source_read_cb(void *buf, size_t len, uint64_t off, void *payload)
+{
+	return source_read(payload, buf, len, off);
+}
+
+/* A run of blocks that differ: copy it from the source to the replica. */
+static int resync_changed(uint64_t off, uint64_t len, void *payload)
+{
+	resync_ctx *c = payload;
+	int rc = 0;
+	for (uint64_t done = 0; rc == 0 && done < len;) {
+		size_t n = len - done < SR_STORE_MAX_REQUEST ? (size_t)(len - done) : SR_STORE_MAX_REQUEST;
+		if ((rc = leases_renew_due(c->r, "resync")) == 0 && (rc = source_read(c, c->buf, n, off + done)) == 0)
+			rc = siterec_store_writer_write(c->w, c->buf, n, off + done);
+		done += n;
+		c->bytes += n;
+	}
+	return rc;
+}
+
+/* Hash the replica of protected disk pi, scan its source against it, write what differs. */
+static int resync_disk(siterec_replication *r, uint32_t pi, uint64_t *bytes)
+{
+	resync_ctx c = { .r = r, .d = &r->disks[r->prot[pi]] };
+	siterec_hashmap *map = NULL;
+	siterec_hashscan_options ho = SITEREC_HASHSCAN_OPTIONS_INIT;
+	ho.flags = SITEREC_HASHSCAN_UPDATE;
+	int rc = siterec_hashmap_new(&map, c.d->size, REPL_RESYNC_BLOCK);
+	if (rc == 0)
+		rc = siterec_hashmap_scan(map, replica_read, &c, &ho, NULL, NULL);
+	if (rc == 0 && c.d->path)
+		rc = siterec_disk_open(&c.img, c.d->path, NULL);
+	if (rc == 0 && !(c.buf = sr_malloc(SR_STORE_MAX_REQUEST)))
+		rc = sr_err(SITEREC_ENOMEM, "replication: out of memory");
+	if (rc == 0)
+		rc = siterec_store_writer_open(&c.w, r->opts.store, c.d->name, r->lease_id);
+	if (rc == 0 && r->azure)
+		rc = siterec_store_writer_set_merge(c.w, REPL_MERGE_GAP);
+	ho.flags = 0;
+	if (rc == 0)
+		rc = siterec_hashmap_scan(map, source_read_cb, &c, &ho, resync_changed, &c);
+	if (rc == 0)
+		rc = siterec_store_writer_finish(c.w);
+	siterec_store_writer_free(c.w);
+	siterec_disk_free(c.img);
+	siterec_hashmap_free(map);
+	sr_free(c.buf);
+	*bytes += c.bytes;
+	return rc;
+}
+
+/* Drop the local copies of shipped logs (a resync supersedes them). */
+static void kept_clear(siterec_replication *r)
+{
+	char dir[4300];
+	snprintf(dir, sizeof(dir), "%s/shipped", r->state_dir);
+	DIR *d = opendir(dir);
+	for (struct dirent *e; d && (e = readdir(d));) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[4600];
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		unlink(path);
+	}
+	if (d)
+		closedir(d);
+}
+
+SITEREC_API int siterec_replication_resync(siterec_replication *r, siterec_cycle_result *result)
+{
+	if (!r)
+		return sr_err(SITEREC_EINVAL, "replication resync: handle is NULL");
+	if (result && result->version < 1)
+		return sr_err(SITEREC_EVERSION, "replication resync: result version %u is not supported",
+		              result->version);
+	int rc = leases_renew(r, "resync");
+	if (rc == 0)
+		rc = state_load(r, 0);
+	if (rc)
+		return rc;
+	for (uint32_t i = 0; i < r->n_prot; i++)
+		if (!r->disks[r->prot[i]].copied)
+			return sr_err(SITEREC_ESTATE, "replication resync: VM %s: the initial copy of disk %s is not "
+			              "done: run the initial replication", r->vm_id, r->disks[r->prot[i]].id);
+	batch_free(r->batch);
+	r->batch = NULL;
+	if (r->st.state != SITEREC_REPL_RESYNC &&
+	    (rc = state_mark(r, SITEREC_REPL_RESYNC, "resync requested by the caller")) != 0)
+		return rc;
+	/* the cut: the sources are read after it, the writes after it come from the journal */
+	uint64_t sealed = 0, bytes = 0;
+	rc = siterec_journal_request_rotate(r->jr, 0, &sealed);
+	for (uint32_t i = 0; rc == 0 && i < r->n_prot; i++)
+		rc = resync_disk(r, i, &bytes);
+	if (rc == 0)
+		rc = consumed(r, sealed, bytes, sealed);
+	siterec_cycle_result res = { .version = SITEREC_CYCLE_RESULT_VERSION };
+	if (rc == 0)
+		rc = do_cut(r, 1, &res);
+	if (rc == 0) {
+		kept_clear(r);
+		if (result) {
+			result->kind = res.kind;
+			result->point_id = res.point_id;
+			result->cut_time_ms = res.cut_time_ms;
+			result->bytes_shipped = bytes + res.bytes_shipped;
+			result->points_pruned = 0;
+		}
+	}
+	return classify(r, rc);
 }
 
 /* ---- cycles and status ---- */
@@ -1654,13 +2094,16 @@ SITEREC_API int siterec_replication_initial(siterec_replication *r)
  * that is still its bare header). */
 static int nothing_written(siterec_replication *r)
 {
+	uint32_t n_join = joined(r);
+	if (n_join < r->n_prot && r->disks[r->prot[n_join]].copied)
+		return 0;   /* a disk added and copied joins at the next cycle */
 	uint64_t active = 0;
 	if (siterec_journal_seqs(r->jr, &active, NULL) != 0) {
 		siterec_error_clear();
 		return 0;
 	}
 	char path[4200];
-	for (uint32_t i = 0; i < r->n_prot; i++)
+	for (uint32_t i = 0; i < n_join; i++)
 		for (uint64_t seq = r->st.last_applied + 1; seq <= active; seq++) {
 			if (siterec_journal_log_path(r->jr, i, seq, path, sizeof(path)) != 0) {
 				siterec_error_clear();
@@ -1713,13 +2156,15 @@ SITEREC_API int siterec_replication_cycle(siterec_replication *r, siterec_cycle_
 		rc = state_load(r, 0);
 	if (rc)
 		return rc;
+	if (r->st.state == SITEREC_REPL_RESYNC || r->st.state == SITEREC_REPL_CRITICAL)
+		return sr_err(r->st.state == SITEREC_REPL_RESYNC ? SITEREC_ERESYNC : SITEREC_ECRITICAL,
+		              "replication cycle: VM %s is in state %s (%s): run a resync", r->vm_id,
+		              state_name(r->st.state), r->st.reason);
 	if (r->st.state != SITEREC_REPL_PROTECTED)
-		return sr_err(SITEREC_ESTATE, "replication cycle: VM %s is in state %s: %s", r->vm_id,
-		              state_name(r->st.state),
-		              r->st.state == SITEREC_REPL_INITIAL ? "run the initial replication first"
-		                                                 : r->st.reason);
+		return sr_err(SITEREC_ESTATE, "replication cycle: VM %s is in state %s: run the initial "
+		              "replication first", r->vm_id, state_name(r->st.state));
 	siterec_cycle_result res = { .version = SITEREC_CYCLE_RESULT_VERSION };
-	rc = do_cut(r, 0, &res);
+	rc = classify(r, do_cut(r, 0, &res));
 	if (rc == 0 && result) {
 		result->kind = res.kind;
 		result->point_id = res.point_id;
@@ -1728,6 +2173,158 @@ SITEREC_API int siterec_replication_cycle(siterec_replication *r, siterec_cycle_
 		result->points_pruned = res.points_pruned;
 	}
 	return rc;
+}
+
+/* ---- the policy loop ---- */
+
+static int retryable(int rc)
+{
+	return rc == SITEREC_ENETWORK || rc == SITEREC_ETIMEOUT || rc == SITEREC_ESTORAGE ||
+	       rc == SITEREC_EIO || rc == SITEREC_EBUSY || rc == SITEREC_ENOSPC;
+}
+
+static int follow_emit(siterec_follow_fn fn, void *payload, uint32_t kind, int error, uint32_t delay_ms,
+                       uint64_t point_id, const siterec_cycle_result *cycle)
+{
+	siterec_follow_event ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.version = SITEREC_FOLLOW_EVENT_VERSION;
+	ev.kind = kind;
+	ev.error = error;
+	ev.delay_ms = delay_ms;
+	ev.point_id = point_id;
+	ev.cycle.version = SITEREC_CYCLE_RESULT_VERSION;
+	if (cycle)
+		ev.cycle = *cycle;
+	return fn(&ev, payload);
+}
+
+/* Wait until t_ms (wall clock), applying when a batch is due and renewing the
+ * leases; 1 when fn asked to stop, else 0 or an error. min_apply_ms: at least
+ * one apply slice this long, even past t_ms. */
+static int follow_wait(siterec_replication *r, int64_t t_ms, uint32_t min_apply_ms, int64_t *ckpt,
+                       siterec_follow_fn fn, void *payload)
+{
+	int applied = 0;
+	for (;;) {
+		int64_t now = now_ms(), left = t_ms - now;
+		if (left <= 0 && (applied || !min_apply_ms))
+			return 0;
+		if (r->opts.checkpoint_s && now >= *ckpt) {
+			int rc = siterec_replication_checkpoint(r, NULL);
+			if (rc)
+				return rc;
+			*ckpt = now + (int64_t)r->opts.checkpoint_s * 1000;
+			continue;
+		}
+		if (r->opts.checkpoint_s && *ckpt < t_ms && *ckpt - now < left)
+			left = *ckpt - now;   /* the slice ends by the next checkpoint */
+		int64_t budget = left > 1000 ? 1000 : left;
+		if (!applied && budget < (int64_t)min_apply_ms)
+			budget = min_apply_ms;
+		uint64_t before = r->st.applied_point, waiting = 0;
+		int rc = siterec_replication_apply(r, (uint32_t)(budget > 0 ? budget : 1), 0, &waiting);
+		if (rc)
+			return rc;
+		applied = 1;
+		if (r->st.applied_point != before &&
+		    follow_emit(fn, payload, SITEREC_FOLLOW_APPLIED, 0, 0, r->st.applied_point, NULL))
+			return 1;
+		if (follow_emit(fn, payload, SITEREC_FOLLOW_TICK, 0, 0, 0, NULL))
+			return 1;
+		if (now_ms() - now >= 50)   /* it worked: go on at once */
+			continue;
+		left = t_ms - now_ms();
+		if (r->opts.checkpoint_s && *ckpt - now_ms() < left)
+			left = *ckpt - now_ms();
+		if (left <= 0)
+			continue;
+		if (now_ms() - r->renewed_ms >= REPL_IDLE_RENEW_S * 1000 && (rc = leases_renew(r, "follow")) != 0)
+			return rc;
+		struct timespec ts = { 0, (long)((left > 500 ? 500 : left) * 1000000) };
+		nanosleep(&ts, NULL);
+	}
+}
+
+SITEREC_API int siterec_replication_follow(siterec_replication *r, siterec_follow_fn fn, void *payload)
+{
+	if (!r || !fn)
+		return sr_err(SITEREC_EINVAL, "replication follow: handle or callback is NULL");
+	uint32_t backoff_ms = 0;
+	int64_t next = 0, ckpt = 0;   /* the next cycle's tick, the next checkpoint */
+	int need_resync = 0;
+	for (;;) {
+		siterec_cycle_result res = { .version = SITEREC_CYCLE_RESULT_VERSION };
+		int rc = state_load(r, 0), stop = 0;
+		int64_t t0 = now_ms();
+		uint32_t n_copied = 0;
+		while (rc == 0 && n_copied < r->n_prot && r->disks[r->prot[n_copied]].copied)
+			n_copied++;
+		if (rc == 0 && r->st.state == SITEREC_REPL_PROTECTED && n_copied < r->n_prot) {
+			rc = siterec_replication_initial(r);   /* disks added: copied, they join next cycle */
+		} else if (rc == 0 && r->st.state == SITEREC_REPL_INITIAL) {
+			if ((rc = siterec_replication_initial(r)) == 0) {
+				res.point_id = r->st.cycle;
+				res.cut_time_ms = r->st.last_cut_ms;
+				res.kind = SITEREC_RP_CRASH;
+				stop = follow_emit(fn, payload, SITEREC_FOLLOW_POINT, 0, 0, res.point_id, &res);
+				next = t0 + (int64_t)r->opts.interval_s * 1000;
+			}
+		} else if (rc == 0 && r->st.state == SITEREC_REPL_CRITICAL) {
+			return sr_err(SITEREC_ECRITICAL, "replication follow: VM %s is critical (%s): fix the "
+			              "cause, then run a resync", r->vm_id, r->st.reason);
+		} else if (rc == 0 && (need_resync || r->st.state == SITEREC_REPL_RESYNC)) {
+			sr_err(SITEREC_ERESYNC, "%s", r->st.reason[0] ? r->st.reason : "a log was lost or damaged");
+			if (follow_emit(fn, payload, SITEREC_FOLLOW_RESYNC, SITEREC_ERESYNC, 0, 0, NULL))
+				return 0;
+			if ((rc = siterec_replication_resync(r, &res)) == 0) {
+				need_resync = 0;
+				stop = follow_emit(fn, payload, SITEREC_FOLLOW_POINT, 0, 0, res.point_id, &res);
+				next = t0 + (int64_t)r->opts.interval_s * 1000;
+			}
+		} else if (rc == 0) {
+			/* between ticks: apply, keep the leases */
+			if (ckpt == 0)
+				ckpt = now_ms() + (int64_t)r->opts.checkpoint_s * 1000;
+			int w = follow_wait(r, next, r->opts.interval_s ? 0 : 300, &ckpt, fn, payload);
+			if (w == 1)
+				return 0;
+			rc = w;
+			t0 = now_ms();
+			if (rc == 0 && (rc = siterec_replication_cycle(r, &res)) == 0) {
+				if (res.point_id)
+					stop = follow_emit(fn, payload, SITEREC_FOLLOW_POINT, 0, 0, res.point_id, &res);
+				next = r->opts.interval_s ? t0 + (int64_t)r->opts.interval_s * 1000
+				                          : now_ms() + (res.point_id ? 0 : 500);
+				ckpt = now_ms() + (int64_t)r->opts.checkpoint_s * 1000;
+			}
+		}
+		if (stop)
+			return 0;
+		if (rc == 0) {
+			backoff_ms = 0;
+			continue;
+		}
+		if (rc == SITEREC_ERESYNC && !need_resync) {
+			need_resync = 1;   /* the next turn runs it */
+			continue;
+		}
+		if (!retryable(rc) && rc != SITEREC_ERESYNC)
+			return rc;
+		backoff_ms = backoff_ms ? (backoff_ms >= 30000 ? 60000 : backoff_ms * 2) : 1000;
+		if (follow_emit(fn, payload, SITEREC_FOLLOW_RETRY, rc, backoff_ms, 0, NULL))
+			return 0;
+		for (int64_t until = now_ms() + backoff_ms; now_ms() < until;) {
+			int64_t left = until - now_ms();
+			struct timespec ts = { 0, (long)((left > 500 ? 500 : left) * 1000000) };
+			nanosleep(&ts, NULL);
+			if (follow_emit(fn, payload, SITEREC_FOLLOW_TICK, 0, 0, 0, NULL))
+				return 0;
+			if (now_ms() - r->renewed_ms >= REPL_IDLE_RENEW_S * 1000 && leases_renew(r, "follow") != 0 &&
+			    r->lease_lost)
+				return sr_err(SITEREC_ELEASE, "%s", siterec_error_last()->message);
+		}
+	}
 }
 
 SITEREC_API int siterec_replication_status_get(siterec_replication *r,

@@ -354,6 +354,8 @@ static int logs_check(const siterec_rp_catalog *cat, const siterec_rp_log *l, ui
 			*why = "its object is not a store name under VM/logs/ (VM: the catalogue's)";
 		else if (!l[i].length)
 			*why = "its length is 0";
+		else if (l[i].sealed_ms < 0)
+			*why = "its sealed_ms is negative";
 		else
 			continue;
 		return -1;
@@ -391,6 +393,25 @@ static void logs_of_disk(const rp_pt *p, uint32_t i, uint64_t *first, uint64_t *
 	*count = b - a;
 }
 
+/* When log l of point p counts as sealed: its seal time; the point's cut when
+ * that is unknown (0), or later than the cut (a clock stepped back: the cut
+ * sealed it at the latest). */
+static int64_t log_sealed(const rp_pt *p, const siterec_rp_log *l)
+{
+	return l->sealed_ms && l->sealed_ms < p->cut_time_ms ? l->sealed_ms : p->cut_time_ms;
+}
+
+/* How many of the nl logs of p from first make its content at until_ms: the
+ * leading ones sealed by then. A prefix even if seal times go back in seq
+ * order, since each log's writes go on top of those before it. */
+static uint64_t logs_until(const rp_pt *p, uint64_t first, uint64_t nl, int64_t until_ms)
+{
+	uint64_t k = 0;
+	while (k < nl && log_sealed(p, &p->logs[first + k]) <= until_ms)
+		k++;
+	return k;
+}
+
 /* ---- the document ---- */
 
 /* The document of point p whose disk i has the extent text ext[i] ("all" for
@@ -400,7 +421,8 @@ static void logs_of_disk(const rp_pt *p, uint32_t i, uint64_t *first, uint64_t *
 #define DOC_DISK2 "\",\"snapshot\":\""
 #define DOC_DISK3 "\",\"changed\":\""
 #define DOC_DISK4 "\"}"
-#define DOC_LOG "{\"disk_index\":%u,\"seq\":\"%llu\",\"object\":\"%s\",\"length\":\"%llu\"}"
+#define DOC_LOG "{\"disk_index\":%u,\"seq\":\"%llu\",\"object\":\"%s\",\"length\":\"%llu\"," \
+                "\"sealed_ms\":\"%lld\"}"
 
 /* The "logs" member of a checked point's document with its leading ',' ("" for
  * a snapshot point), in a new string. */
@@ -408,7 +430,7 @@ static char *logs_encode(const siterec_rp_point *p)
 {
 	size_t cap = sizeof(",\"logs\":[]");
 	for (uint64_t i = 0; i < p->n_logs; i++)
-		cap += sizeof(DOC_LOG) + 3 * 20 + strlen(p->logs[i].object);
+		cap += sizeof(DOC_LOG) + 4 * 20 + strlen(p->logs[i].object);
 	char *s = sr_malloc(cap), *t = s;
 	if (!s)
 		return NULL;
@@ -419,7 +441,8 @@ static char *logs_encode(const siterec_rp_point *p)
 	for (uint64_t i = 0; i < p->n_logs; i++) {
 		const siterec_rp_log *l = &p->logs[i];
 		t += snprintf(t, cap - (size_t)(t - s), "%s" DOC_LOG, i ? "," : "", l->disk_index,
-		              (unsigned long long)l->seq, l->object, (unsigned long long)l->length);
+		              (unsigned long long)l->seq, l->object, (unsigned long long)l->length,
+		              (long long)l->sealed_ms);
 	}
 	stpcpy(t, "]");
 	return s;
@@ -614,6 +637,12 @@ static int log_parse(const char *name, const cJSON *o, siterec_rp_log *l)
 		return doc_damaged(name, "a log without a valid \"length\" (a decimal string)");
 	if (!obj)
 		return doc_damaged(name, "a log without a string \"object\"");
+	/* absent in documents written before seal times were kept: unknown (0) */
+	uint64_t sealed = 0;
+	if (cJSON_GetObjectItemCaseSensitive(o, "sealed_ms") &&
+	    (dec_u64(json_str(o, "sealed_ms"), &sealed) || sealed > INT64_MAX))
+		return doc_damaged(name, "a log whose \"sealed_ms\" is not a decimal string 0..2^63-1");
+	l->sealed_ms = (int64_t)sealed;
 	l->disk_index = (uint32_t)di->valuedouble;
 	if (!(l->object = sr_strdup(obj)))
 		return sr_err(SITEREC_ENOMEM, "recovery point: out of memory reading %s", name);
@@ -1262,10 +1291,11 @@ static int log_apply(siterec_rp_catalog *cat, const siterec_rp_log *l, uint64_t 
 	return log_damaged(rc, l);
 }
 
-/* Write the content of disk i of p through o (siterec_rp_restore()); *size_out
+/* Write the content of disk i of p at until_ms through o: its snapshot and the
+ * logs logs_until() keeps (INT64_MAX: all, siterec_rp_restore()); *size_out
  * (may be NULL) gets the disk's size. */
 static int restore_run(siterec_rp_catalog *cat, const rp_pt *p, uint32_t i, uint32_t flags,
-                       rs_out *o, uint64_t *size_out)
+                       int64_t until_ms, rs_out *o, uint64_t *size_out)
 {
 	const siterec_rp_disk *d = &p->disks[i];
 	int zeros = (flags & SITEREC_RP_RESTORE_ZEROS) != 0;
@@ -1295,6 +1325,7 @@ static int restore_run(siterec_rp_catalog *cat, const rp_pt *p, uint32_t i, uint
 	}
 	max_gap = size - pos > max_gap ? size - pos : max_gap;
 	logs_of_disk(p, i, &first, &nl);
+	nl = logs_until(p, first, nl, until_ms);
 	o->total = zeros ? size : data;
 	for (uint64_t k = first; k < first + nl; k++) {
 		o->total += p->logs[k].length;
@@ -1330,23 +1361,64 @@ out:
 	return rc;
 }
 
+/* The arguments both restores share. */
+static int restore_args(const siterec_rp_catalog *cat, siterec_write_fn write, uint32_t flags,
+                        const char *what)
+{
+	int rc;
+	if ((rc = check_cat(cat, what)))
+		return rc;
+	if (!write)
+		return sr_err(SITEREC_EINVAL, "%s: write is NULL", what);
+	if (flags & ~SITEREC_RP_RESTORE_ZEROS)
+		return sr_err(SITEREC_EINVAL, "%s: unknown flags 0x%x", what,
+		              flags & ~SITEREC_RP_RESTORE_ZEROS);
+	return 0;
+}
+
 SITEREC_API int siterec_rp_restore(siterec_rp_catalog *cat, uint64_t id, uint32_t disk_index,
                                    uint32_t flags, siterec_write_fn write, void *write_payload,
                                    siterec_progress_fn progress, void *progress_payload)
 {
 	const rp_pt *p;
 	int rc;
-	if ((rc = check_cat(cat, "recovery point restore")))
-		return rc;
-	if (!write)
-		return sr_err(SITEREC_EINVAL, "recovery point restore: write is NULL");
-	if (flags & ~SITEREC_RP_RESTORE_ZEROS)
-		return sr_err(SITEREC_EINVAL, "recovery point restore: unknown flags 0x%x",
-		              flags & ~SITEREC_RP_RESTORE_ZEROS);
-	if ((rc = find_pt(cat, id, &p)) || (rc = disk_check(cat, p, disk_index)))
+	if ((rc = restore_args(cat, write, flags, "recovery point restore")) ||
+	    (rc = find_pt(cat, id, &p)) || (rc = disk_check(cat, p, disk_index)))
 		return rc;
 	rs_out o = { write, write_payload, progress, progress_payload, 0, 0 };
-	return restore_run(cat, p, disk_index, flags, &o, NULL);
+	return restore_run(cat, p, disk_index, flags, INT64_MAX, &o, NULL);
+}
+
+SITEREC_API int siterec_rp_restore_at(siterec_rp_catalog *cat, int64_t time_ms, uint32_t disk_index,
+                                      uint32_t flags, siterec_write_fn write, void *write_payload,
+                                      int64_t *at_ms)
+{
+	uint64_t first, nl, k;
+	size_t q = 0;
+	int rc;
+	if ((rc = restore_args(cat, write, flags, "recovery point restore at")))
+		return rc;
+	/* Q: the oldest point cut at or after time_ms; before the oldest cut nothing
+	 * holds that instant (the oldest snapshot already has later writes) */
+	while (q < cat->n && cat->pts[q].cut_time_ms < time_ms)
+		q++;
+	if (q == cat->n || time_ms < cat->pts[0].cut_time_ms)
+		return sr_err(SITEREC_ENOTFOUND, "recovery points of %s: no point holds %lld ms (%s)",
+		              cat->vm, (long long)time_ms,
+		              !cat->n ? "there is none" : q == cat->n ? "after the newest cut"
+		                                                      : "before the oldest cut");
+	const rp_pt *p = &cat->pts[q];
+	if ((rc = disk_check(cat, p, disk_index)))
+		return rc;
+	rs_out o = { write, write_payload, NULL, NULL, 0, 0 };
+	if ((rc = restore_run(cat, p, disk_index, flags, time_ms, &o, NULL)))
+		return rc;
+	logs_of_disk(p, disk_index, &first, &nl);
+	k = logs_until(p, first, nl, time_ms);
+	if (at_ms)  /* q > 0 when time_ms < Q's cut: the oldest cut is at or before time_ms */
+		*at_ms = k ? log_sealed(p, &p->logs[first + k - 1])
+		           : time_ms >= p->cut_time_ms ? p->cut_time_ms : cat->pts[q - 1].cut_time_ms;
+	return 0;
 }
 
 /* siterec_rp_read()'s sink: the temporary file, its first failure kept. */
@@ -1380,7 +1452,7 @@ static int mat_open(siterec_rp_catalog *cat, const rp_pt *p, uint32_t i)
 		return s.fd;
 	unlink(path);  /* only this handle reads it */
 	rs_out o = { fd_sink_write, &s, NULL, NULL, 0, 0 };
-	int rc = restore_run(cat, p, i, 0, &o, &size);
+	int rc = restore_run(cat, p, i, 0, INT64_MAX, &o, &size);
 	if (rc == SITEREC_EABORTED && s.rc)  /* the file's own error, not a caller's abort */
 		rc = sr_err(s.rc, "recovery point %llu of %s: writing disk %u into a temporary file: %s",
 		            (unsigned long long)p->id, cat->vm, i, s.why);

@@ -2,7 +2,8 @@
 # siterec protect/replicate/status/verify: two processes, `siterec workload` as the
 # VM writing through STATE_DIR/journal while `siterec replicate` cycles; after the
 # workload stops, one more cycle and `siterec verify` finds every replica equal to
-# its image. A second VM whose OS disk is a dynamic VHDX (read only, no writer).
+# its image (disk b is a fixed VHD the workload writes through the disk layer). A
+# second VM whose OS disk is a dynamic VHDX (read only, no writer).
 # The flow runs on a file:// target, then on Azurite over HTTPS (self-signed
 # certificate, --ca). Also the error cases. $1: the siterec binary.
 bin=$1
@@ -26,11 +27,13 @@ flow() {
   mkdir -p "$d"
   # The journal holds every protected disk (the OS disk too), so the workload
   # writes all three; the excluded disk is never logged nor shipped.
-  truncate -s 16M "$d/os.img"; truncate -s 8M "$d/a.img"; truncate -s 4M "$d/b.img"
+  truncate -s 16M "$d/os.img"; truncate -s 8M "$d/a.img"; truncate -s 4M "$d/b.raw"
   truncate -s 4M "$d/x.img"
   qemu-io -f raw -c 'write -P 0x11 0 1M' "$d/os.img" >/dev/null
   qemu-io -f raw -c 'write -P 0x22 1M 64k' "$d/a.img" >/dev/null
-  local disks=(--disk "os:$d/os.img:os" --disk "a:$d/a.img" --disk "b:$d/b.img:data"
+  qemu-io -f raw -c 'write -P 0x55 3M 64k' "$d/b.raw" >/dev/null
+  "$bin" disk convert "$d/b.raw" "$d/b.vhd" --format vhd >/dev/null || fail "$tag: fixed VHD"
+  local disks=(--disk "os:$d/os.img:os" --disk "a:$d/a.img" --disk "b:$d/b.vhd:data"
                --disk "x:$d/x.img:data:exclude")
 
   check 0 "$tag: protect" "$bin" protect "$url" vm1 "$st" "${disks[@]}" --interval 30 "${ca[@]}"
@@ -44,7 +47,7 @@ flow() {
   check 0 "$tag: status before the initial replication" "$bin" status "$st"
   need "^state initial"
 
-  "$bin" workload "$st/journal" --disk "os:$d/os.img:16" --disk "a:$d/a.img:8" --disk "b:$d/b.img:4" \
+  "$bin" workload "$st/journal" --disk "os:$d/os.img:16" --disk "a:$d/a.img:8" --disk "b:$d/b.vhd:4" \
     --rate 4 --seed 11 >"$d/wl.out" 2>"$d/wl.err" &
   wl_pid=$!
   for _ in $(seq 1 100); do grep -q "^workload: writing" "$d/wl.err" && break; sleep 0.1; done
@@ -74,6 +77,19 @@ flow() {
   # nothing written since the last cut: only the active logs' headers are pending
   n=$(sed -n 's/^pending bytes \([0-9]*\)$/\1/p' "$dir/out")
   [ -n "$n" ] && [ "$n" -lt 4096 ] || fail "$tag: pending bytes '$n' after the last cycle"
+  # cycles ship logs; --apply brings the replicas to the newest point
+  check 0 "$tag: replicate --cycles 1 --apply" "$bin" replicate "$st" --cycles 1 --apply
+  need "^apply: the replicas hold point [1-9]"
+  check 0 "$tag: status after apply" "$bin" status "$st"
+  need "^waiting bytes 0$"
+  # writes that bypassed the journal (tracking lost): resync writes what differs
+  printf 'bypass' | dd of="$d/a.img" bs=1 seek=70000 conv=notrunc status=none
+  check 1 "$tag: verify sees the bypassed write" "$bin" verify "$st"
+  need "^a: differs at"
+  check 0 "$tag: resync" "$bin" resync "$st"
+  need "^resync: point [0-9]* crash shipped 65536 bytes"
+  check 0 "$tag: verify after the resync" "$bin" verify "$st"
+  need "^a: equal"
   check 0 "$tag: points" "$bin" points "${ca[@]}" "$url" vm1
   [ "$(grep -c ' crash ' "$dir/out")" -ge 4 ] || fail "$tag: points lists fewer than 4"
   need "vm1/disks/os@"

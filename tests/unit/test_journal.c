@@ -892,6 +892,485 @@ static void test_crash_in_rotation(void **state)
 	teardown_area(base, jdir, rep);
 }
 
+/* ---- 7: adding disks (SITEREC_JOURNAL_ADD_DISKS) ---- */
+
+/* The standard three disks, then the ones a VM may get attached later. */
+#define NX (ND + 2)
+static const char *const XIDS[NX] = { "d0", "disk-1", "Disk_2.vhd", "added-3", "added_4" };
+static const uint64_t XSIZES[NX] = { 256 * 1024, 512 * 1024, 128 * 1024, 64 * 1024, 192 * 1024 };
+
+/* Open dir with the disks ids[0..n) (sizes from XSIZES); returns the code. */
+static int jopen_ids(siterec_journal **j, const char *dir, uint32_t flags, const char *const *ids,
+                     uint32_t n, siterec_write_fn fn, void **payloads)
+{
+	siterec_journal_disk d[NX];
+	for (uint32_t i = 0; i < n; i++) {
+		memset(&d[i], 0, sizeof(d[i]));
+		d[i].id = ids[i];
+		d[i].size = XSIZES[i];
+		d[i].write = fn;
+		d[i].write_payload = payloads ? payloads[i] : NULL;
+	}
+	siterec_journal_options o;
+	if (siterec_journal_options_init(&o, SITEREC_JOURNAL_OPTIONS_VERSION) != 0)
+		return -1000;
+	o.flags = flags;
+	o.n_disks = n;
+	o.disks = d;
+	return siterec_journal_open(j, dir, &o);
+}
+
+static int jopen_n(siterec_journal **j, const char *dir, uint32_t flags, uint32_t n)
+{
+	return jopen_ids(j, dir, flags, XIDS, n, NULL, NULL);
+}
+
+static siterec_journal *jopen_n_ok(const char *dir, uint32_t flags, uint32_t n,
+                                   siterec_write_fn fn, void **payloads)
+{
+	siterec_journal *j = NULL;
+	int rc = jopen_ids(&j, dir, flags, XIDS, n, fn, payloads);
+	if (rc)
+		fprintf(stderr, "journal open (%u disks): %s\n", n, siterec_error_last()->message);
+	assert_int_equal(rc, 0);
+	assert_non_null(j);
+	return j;
+}
+
+/* Verify log seq of disk i (whole, of the right size); returns the code, info filled. */
+static int log_info(siterec_journal *j, uint32_t i, uint64_t seq, siterec_dlog_info *info)
+{
+	char *p = log_path(j, i, seq);
+	memset(info, 0, sizeof(*info));
+	info->version = SITEREC_DLOG_INFO_VERSION;
+	int rc = siterec_dlog_verify(p, NULL, info);
+	if (rc == 0)
+		assert_int_equal(info->disk_size, XSIZES[i]);
+	free(p);
+	return rc;
+}
+
+static int log_exists(siterec_journal *j, uint32_t i, uint64_t seq)
+{
+	char *p = log_path(j, i, seq);
+	int r = access(p, F_OK) == 0;
+	free(p);
+	return r;
+}
+
+/* Log seq of every disk 0..n-1 is sealed with want[i] records (want NULL: any). */
+static void check_sealed_n(siterec_journal *j, uint32_t n, uint64_t seq, const uint64_t *want)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		siterec_dlog_info info;
+		int rc = log_info(j, i, seq, &info);
+		if (rc)
+			fprintf(stderr, "verify disk %u seq %llu: %s\n", i, (unsigned long long)seq,
+			        siterec_error_last()->message);
+		assert_int_equal(rc, 0);
+		assert_int_equal(info.sealed, 1);
+		if (want)
+			assert_int_equal(info.records, want[i]);
+	}
+}
+
+/* Disk i's active log seq is there, unsealed and empty (a freshly added disk). */
+static void check_fresh(siterec_journal *j, uint32_t i, uint64_t seq)
+{
+	siterec_dlog_info info;
+	assert_int_equal(log_info(j, i, seq, &info), 0);
+	assert_int_equal(info.sealed, 0);
+	assert_int_equal(info.records, 0);
+}
+
+/* k random writes (one record each: never all zero, at most 16 sectors) to the
+ * disks 0..n-1 in turn; counted per disk in nrec. */
+static void add_writes(siterec_journal *w, uint32_t n, int k, uint64_t *rng, uint64_t *nrec)
+{
+	uint8_t buf[16 * BLK];
+	for (int x = 0; x < k; x++) {
+		uint32_t d = (uint32_t)x % n;
+		size_t len = (size_t)(1 + th_rand(rng) % 16) * BLK;
+		uint64_t off = (th_rand(rng) % ((XSIZES[d] - len) / BLK + 1)) * BLK;
+		th_fill(buf, len, th_rand(rng));
+		buf[0] |= 1;
+		assert_int_equal(siterec_journal_write(w, d, buf, len, off), 0);
+		nrec[d]++;
+	}
+}
+
+/* Rotate from requester r while the writer w only polls (a thread). */
+static uint64_t rotate_polled(siterec_journal *r, siterec_journal *w)
+{
+	struct poller p;
+	memset(&p, 0, sizeof(p));
+	p.w = w;
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, poll_loop, &p), 0);
+	uint64_t sealed = 0;
+	int rc = siterec_journal_request_rotate(r, WAIT_MS, &sealed);
+	__atomic_store_n(&p.stop, 1, __ATOMIC_RELEASE);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(rc, 0);
+	assert_int_equal(p.rc, 0);
+	assert_int_equal(p.rotations, 1);
+	return sealed;
+}
+
+static void test_add_disk_writer(void **state)
+{
+	(void)state;
+	char *base = th_tmpdir();
+	char *dir = th_path(base, "j");
+	uint8_t *model[NX];
+	void *pl[NX];
+	for (int i = 0; i < NX; i++)
+		pl[i] = model[i] = calloc(1, XSIZES[i]);
+	uint64_t rng = 77, nrec[5][NX], s = 0, a = 0;
+	memset(nrec, 0, sizeof(nrec));
+	siterec_journal *x = NULL;
+
+	/* history before the add: sequence 1 sealed, records in 2 */
+	siterec_journal *w = jopen_n_ok(dir, SITEREC_JOURNAL_WRITER | SITEREC_JOURNAL_CREATE, ND,
+	                                mem_write, pl);
+	siterec_journal *old_r = jopen_n_ok(dir, 0, ND, NULL, NULL);
+	add_writes(w, ND, 30, &rng, nrec[1]);
+	assert_int_equal(siterec_journal_request_rotate(w, 0, &s), 0);
+	assert_int_equal(s, 1);
+	add_writes(w, ND, 12, &rng, nrec[2]);
+	/* while it is the writer, nobody else adds */
+	th_assert_err(jopen_n(&x, dir, SITEREC_JOURNAL_ADD_DISKS, ND + 1), SITEREC_EBUSY);
+	th_assert_err(jopen_n(&x, dir, SITEREC_JOURNAL_WRITER | SITEREC_JOURNAL_ADD_DISKS, ND + 1),
+	              SITEREC_EBUSY);
+	assert_null(x);
+	/* the VM's write path reopens its journal with the attached disk */
+	siterec_journal_free(w);
+	th_assert_err(jopen_n(&x, dir, SITEREC_JOURNAL_WRITER, ND + 1), SITEREC_ECONFLICT);
+	assert_non_null(strstr(siterec_error_last()->message, XIDS[ND]));
+	w = jopen_n_ok(dir, SITEREC_JOURNAL_WRITER | SITEREC_JOURNAL_ADD_DISKS, ND + 1, mem_write, pl);
+	assert_int_equal(active_seq(w), 2);
+	check_fresh(w, ND, 2);
+	assert_false(log_exists(w, ND, 1));
+
+	/* handles and lists without the new disk are refused from now on */
+	th_assert_err(siterec_journal_request_rotate(old_r, WAIT_MS, &s), SITEREC_ECONFLICT);
+	th_assert_err(siterec_journal_seqs(old_r, &a, NULL), SITEREC_ECONFLICT);
+	th_assert_err(siterec_journal_release(old_r, 1), SITEREC_ECONFLICT);
+	siterec_journal_free(old_r);
+	th_assert_err(jopen_n(&x, dir, 0, ND), SITEREC_ECONFLICT);
+	th_assert_err(jopen_n(&x, dir, SITEREC_JOURNAL_ADD_DISKS, ND), SITEREC_ECONFLICT);
+	th_assert_err(jopen_n(&x, dir, SITEREC_JOURNAL_ADD_DISKS, ND - 1), SITEREC_ECONFLICT);
+	assert_null(x);
+	/* the same list with the flag: no change (even with a writer there) */
+	x = jopen_n_ok(dir, SITEREC_JOURNAL_ADD_DISKS, ND + 1, NULL, NULL);
+	siterec_journal_free(x);
+	siterec_journal *r = jopen_n_ok(dir, 0, ND + 1, NULL, NULL);
+
+	/* writes to the new disk and the old ones; rotations by the requester */
+	add_writes(w, ND + 1, 40, &rng, nrec[2]);
+	assert_int_equal(rotate_polled(r, w), 2);
+	th_assert_err(siterec_journal_write(w, ND + 1, model[0], BLK, 0), SITEREC_EINVAL);
+	add_writes(w, ND + 1, 25, &rng, nrec[3]);
+	assert_int_equal(rotate_polled(r, w), 3);
+	assert_int_equal(active_seq(r), 4);
+
+	/* the cuts: sealed logs of every disk with the records written before them */
+	check_sealed_n(r, ND, 1, nrec[1]);
+	check_sealed_n(r, ND + 1, 2, nrec[2]);
+	check_sealed_n(r, ND + 1, 3, nrec[3]);
+	for (uint32_t i = 0; i <= ND; i++)
+		check_fresh(r, i, 4);
+	/* replayed in order they give every disk's content, the new one's too */
+	for (uint32_t i = 0; i <= ND; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "rep%u", i);
+		char *rp = th_path(base, name);
+		int fd = th_make_file(rp, XSIZES[i]);
+		for (uint64_t q = i < ND ? 1 : 2; q <= 3; q++) {
+			char *lp = log_path(r, i, q);
+			int rc = siterec_dlog_apply_fd(lp, NULL, SITEREC_DLOG_APPLY_REQUIRE_SEALED, fd, NULL);
+			if (rc)
+				fprintf(stderr, "apply %s: %s\n", lp, siterec_error_last()->message);
+			assert_int_equal(rc, 0);
+			free(lp);
+		}
+		uint8_t *got = malloc(XSIZES[i]);
+		assert_int_equal(pread(fd, got, XSIZES[i], 0), (ssize_t)XSIZES[i]);
+		assert_memory_equal(got, model[i], XSIZES[i]);
+		free(got);
+		close(fd);
+		free(rp);
+	}
+	/* release covers the new disk's logs too */
+	assert_int_equal(siterec_journal_release(r, 3), 0);
+	uint64_t old = 0;
+	assert_int_equal(siterec_journal_seqs(r, &a, &old), 0);
+	assert_int_equal(a, 4);
+	assert_int_equal(old, 4);
+	siterec_journal_free(r);
+	siterec_journal_free(w);
+	for (int i = 0; i < NX; i++)
+		free(model[i]);
+	free(dir);
+	th_tmpdir_remove(base);
+}
+
+/* The journal still has its three disks and no trace of the fourth. */
+static void check_unchanged(const char *dir)
+{
+	siterec_journal *x = NULL;
+	th_assert_err(jopen_n(&x, dir, 0, ND + 1), SITEREC_ECONFLICT);
+	x = jopen_n_ok(dir, 0, ND, NULL, NULL);
+	assert_int_equal(active_seq(x), 1);
+	assert_false(log_exists(x, 0, 2));
+	siterec_journal_free(x);
+	char *p = th_path(dir, XIDS[ND]);
+	assert_int_not_equal(access(p, F_OK), 0);
+	free(p);
+}
+
+/* A child's end, once it reported through its pipe: it waits for the parent's
+ * SIGKILL (valgrind leak-checks a process that exits, or even one that raises
+ * SIGKILL itself), blocked on down, whose write end only the parent holds; if
+ * the parent is gone (end of file), it raises SIGKILL. Never returns. */
+static void child_wait_end(int down)
+{
+	char c;
+	while (read(down, &c, 1) != 0) {
+	}
+	raise(SIGKILL);
+	_exit(99); /* not reached */
+}
+
+/* Child: hold the journal as the writer, report through up (0 when open), end.
+ * Never returns. */
+static void child_hold_writer(const char *dir, int up, int down)
+{
+	siterec_journal *w = NULL;
+	unsigned char code = jopen_n(&w, dir, SITEREC_JOURNAL_WRITER, ND) == 0 ? 0 : 1;
+	if (write(up, &code, 1) != 1)
+		code = 2;
+	child_wait_end(down);
+}
+
+static void test_add_disk_requester(void **state)
+{
+	(void)state;
+	char *base = th_tmpdir();
+	char *dir = th_path(base, "j");
+	siterec_journal *x = NULL, *w, *r;
+	uint64_t s = 0;
+
+	/* another handle of this process is the writer */
+	w = jopen_n_ok(dir, SITEREC_JOURNAL_WRITER | SITEREC_JOURNAL_CREATE, ND, NULL, NULL);
+	th_assert_err(jopen_n(&x, dir, SITEREC_JOURNAL_ADD_DISKS, ND + 1), SITEREC_EBUSY);
+	assert_null(x);
+	assert_non_null(strstr(siterec_error_last()->message, "writer"));
+	x = jopen_n_ok(dir, SITEREC_JOURNAL_ADD_DISKS, ND, NULL, NULL); /* nothing to add */
+	siterec_journal_free(x);
+	siterec_journal_free(w);
+	check_unchanged(dir);
+
+	/* another process is the writer */
+	int up[2], down[2];
+	assert_int_equal(pipe(up), 0);
+	assert_int_equal(pipe(down), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(up[0]);
+		close(down[1]);
+		child_hold_writer(dir, up[1], down[0]);
+	}
+	close(up[1]);
+	close(down[0]);
+	unsigned char code = 9;
+	assert_int_equal(read(up[0], &code, 1), 1);
+	assert_int_equal(code, 0);
+	th_assert_err(jopen_n(&x, dir, SITEREC_JOURNAL_ADD_DISKS, ND + 1), SITEREC_EBUSY);
+	th_assert_err(jopen_n(&x, dir, SITEREC_JOURNAL_WRITER | SITEREC_JOURNAL_ADD_DISKS, ND + 1),
+	              SITEREC_EBUSY);
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	wait_child(pid, -1);
+	close(up[0]);
+	close(down[1]);
+	check_unchanged(dir);
+
+	/* a list that differs before its new disks is no extension */
+	const char *bad[NX] = { XIDS[0], XIDS[1], "other", XIDS[3], XIDS[4] };
+	th_assert_err(jopen_ids(&x, dir, SITEREC_JOURNAL_ADD_DISKS, bad, ND + 1, NULL, NULL),
+	              SITEREC_ECONFLICT);
+	assert_non_null(strstr(siterec_error_last()->message, "other"));
+	check_unchanged(dir);
+
+	/* no writer: a requester adds (two disks at once) */
+	r = jopen_n_ok(dir, SITEREC_JOURNAL_ADD_DISKS, NX, NULL, NULL);
+	check_fresh(r, ND, 1);
+	check_fresh(r, ND + 1, 1);
+	th_assert_err(jopen_n(&x, dir, 0, ND), SITEREC_ECONFLICT);
+	th_assert_err(jopen_n(&x, dir, SITEREC_JOURNAL_ADD_DISKS, ND + 1), SITEREC_ECONFLICT);
+	/* the requester's own rotation (no writer) seals them all */
+	assert_int_equal(siterec_journal_request_rotate(r, WAIT_MS, &s), 0);
+	assert_int_equal(s, 1);
+	uint64_t zero[NX] = { 0 };
+	check_sealed_n(r, NX, 1, zero);
+	for (uint32_t i = 0; i < NX; i++)
+		check_fresh(r, i, 2);
+	/* a writer with the new list logs to all of them */
+	w = jopen_n_ok(dir, SITEREC_JOURNAL_WRITER, NX, NULL, NULL);
+	uint64_t rng = 5, nrec[NX] = { 0 };
+	add_writes(w, NX, 3 * NX, &rng, nrec);
+	assert_int_equal(siterec_journal_request_rotate(w, 0, &s), 0);
+	assert_int_equal(s, 2);
+	check_sealed_n(r, NX, 2, nrec);
+	siterec_journal_free(w);
+	siterec_journal_free(r);
+
+	/* CREATE|ADD_DISKS on a new directory simply creates */
+	char *dir2 = th_path(base, "j2");
+	x = jopen_n_ok(dir2, SITEREC_JOURNAL_CREATE | SITEREC_JOURNAL_ADD_DISKS, ND + 1, NULL, NULL);
+	siterec_journal_free(x);
+	x = jopen_n_ok(dir2, 0, ND + 1, NULL, NULL);
+	for (uint32_t i = 0; i <= ND; i++)
+		check_fresh(x, i, 1);
+	siterec_journal_free(x);
+	th_assert_err(jopen_n(&x, dir2, 0, ND), SITEREC_ECONFLICT);
+	free(dir2);
+	free(dir);
+	th_tmpdir_remove(base);
+}
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Child: report through up (a byte), open dir with the fourth disk and
+ * ADD_DISKS (as the writer or not), report the outcome (1 added, 2 failed),
+ * end. Never returns. */
+static void child_add(const char *dir, int as_writer, int up, int down)
+{
+	unsigned char b = 0;
+	if (write(up, &b, 1) != 1)
+		b = 3;
+	siterec_journal *x = NULL;
+	int rc = jopen_n(&x, dir, SITEREC_JOURNAL_ADD_DISKS |
+	                 (as_writer ? SITEREC_JOURNAL_WRITER : 0u), ND + 1);
+	if (rc)
+		fprintf(stderr, "child add: %s\n", siterec_error_last()->message);
+	b = rc == 0 ? 1 : 2;
+	if (write(up, &b, 1) != 1)
+		b = 3;
+	child_wait_end(down);
+}
+
+static void test_add_disk_crash(void **state)
+{
+	(void)state;
+	char *base = th_tmpdir();
+	const char *env = getenv("SITEREC_TEST_CRASH_ROUNDS");
+	const int rounds = env && atoi(env) > 0 ? atoi(env) : 20;
+	uint64_t rng = 31337, span_us = 0;
+	int n_old = 0, n_new = 0, mid = 0, leftover = 0;
+	/* round -1 is not killed: it measures how long an add takes here */
+	for (int round = -1; round < rounds; round++) {
+		char name[32];
+		snprintf(name, sizeof(name), "j%d", round + 1);
+		char *dir = th_path(base, name);
+		uint64_t nrec[NX] = { 0 }, s = 0;
+		/* some history: sequence 1 sealed, records in 2 */
+		siterec_journal *w = jopen_n_ok(dir, SITEREC_JOURNAL_WRITER | SITEREC_JOURNAL_CREATE, ND,
+		                                NULL, NULL);
+		add_writes(w, ND, 6, &rng, nrec);
+		assert_int_equal(siterec_journal_request_rotate(w, 0, &s), 0);
+		memset(nrec, 0, sizeof(nrec));
+		add_writes(w, ND, 6, &rng, nrec);
+		siterec_journal_free(w);
+
+		int up[2], down[2];
+		assert_int_equal(pipe(up), 0);
+		assert_int_equal(pipe(down), 0);
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			close(up[0]);
+			close(down[1]);
+			child_add(dir, round & 1, up[1], down[0]);
+		}
+		close(up[1]);
+		close(down[0]);
+		unsigned char b = 9;
+		assert_int_equal(read(up[0], &b, 1), 1);
+		uint64_t t0 = now_us();
+		if (round >= 0) {
+			usleep((useconds_t)(th_rand(&rng) % (span_us + 1)));
+			assert_int_equal(kill(pid, SIGKILL), 0);
+		}
+		ssize_t got = read(up[0], &b, 1);
+		if (round < 0) {
+			assert_int_equal(got, 1);
+			assert_int_equal(b, 1);
+			/* kills spread over the add and a little past it */
+			span_us = (now_us() - t0) * 3 / 2 + 50;
+		} else {
+			assert_true(got == 0 || (got == 1 && b == 1));
+			mid += got == 0;
+		}
+		if (round < 0)
+			assert_int_equal(kill(pid, SIGKILL), 0);
+		wait_child(pid, -1);
+		close(up[0]);
+		close(down[1]);
+
+		/* exactly one of the two lists opens: the old one or the new one */
+		siterec_journal *xo = NULL, *xn = NULL;
+		int rc_old = jopen_n(&xo, dir, 0, ND);
+		int rc_new = jopen_n(&xn, dir, 0, ND + 1);
+		siterec_journal_free(xo);
+		siterec_journal_free(xn);
+		assert_true(rc_old == 0 || rc_old == SITEREC_ECONFLICT);
+		assert_true(rc_new == 0 || rc_new == SITEREC_ECONFLICT);
+		assert_true((rc_old == 0) != (rc_new == 0));
+		uint32_t n = rc_new == 0 ? ND + 1 : ND;
+		n_new += rc_new == 0;
+		n_old += rc_old == 0;
+
+		/* a listed disk always has its active log; writes and a rotation work */
+		w = jopen_n_ok(dir, SITEREC_JOURNAL_WRITER, n, NULL, NULL);
+		assert_int_equal(active_seq(w), 2);
+		if (n > ND)
+			check_fresh(w, ND, 2);
+		add_writes(w, n, 2 * (int)n, &rng, nrec);
+		assert_int_equal(siterec_journal_request_rotate(w, 0, &s), 0);
+		assert_int_equal(s, 2);
+		check_sealed_n(w, n, 2, nrec);
+		siterec_journal_free(w);
+		if (n == ND) {
+			/* the add goes through later, a leftover of the one cut short cleared */
+			char *lp = th_path(dir, "added-3/00000000000000000002.dlog");
+			leftover += access(lp, F_OK) == 0;
+			free(lp);
+			w = jopen_n_ok(dir, SITEREC_JOURNAL_WRITER | SITEREC_JOURNAL_ADD_DISKS, ND + 1, NULL,
+			               NULL);
+			check_fresh(w, ND, 3);
+			assert_false(log_exists(w, ND, 2));
+			memset(nrec, 0, sizeof(nrec));
+			add_writes(w, ND + 1, 2 * (ND + 1), &rng, nrec);
+			assert_int_equal(siterec_journal_request_rotate(w, 0, &s), 0);
+			assert_int_equal(s, 3);
+			check_sealed_n(w, ND + 1, 3, nrec);
+			siterec_journal_free(w);
+		}
+		free(dir);
+	}
+	printf("add crash rounds: %d (add ~%llu us), old list %d (a log left in the new disk's "
+	       "folder %d), new list %d, killed mid-add %d\n", rounds,
+	       (unsigned long long)(span_us * 2 / 3), n_old, leftover, n_new, mid);
+	th_tmpdir_remove(base);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -902,6 +1381,9 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_callback_error),
 		cmocka_unit_test(test_crash_in_rotation),
+		cmocka_unit_test(test_add_disk_writer),
+		cmocka_unit_test(test_add_disk_requester),
+		cmocka_unit_test(test_add_disk_crash),
 	};
 	return cmocka_run_group_tests_name("journal", tests, NULL, NULL);
 }

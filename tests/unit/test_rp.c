@@ -503,13 +503,14 @@ static char *doc_logs(const char *snap, const char *version, const char *logs)
 
 #define LOG_OK "{\"disk_index\":0,\"seq\":\"5\",\"object\":\"vmc/logs/d0/x\",\"length\":\"100\"}"
 
-/* A version-2 document of one log whose field is replaced. */
+/* A version-2 document of one log whose field is replaced (sealed_ms: absent
+ * unless given, as documents written before it). */
 static char *log_with(const char *snap, const char *field, const char *value)
 {
 	char d[4096];
-	const char *k[] = { "disk_index", "seq", "object", "length" };
-	const char *v[] = { "0", "\"5\"", "\"vmc/logs/d0/x\"", "\"100\"" };
-	array_of_one(d, sizeof(d), k, v, 4, field, value);
+	const char *k[] = { "disk_index", "seq", "object", "length", "sealed_ms" };
+	const char *v[] = { "0", "\"5\"", "\"vmc/logs/d0/x\"", "\"100\"", NULL };
+	array_of_one(d, sizeof(d), k, v, 5, field, value);
 	return doc_logs(snap, "2", d);
 }
 
@@ -635,8 +636,17 @@ static void run_corrupt(int azure)
 	assert_int_equal(siterec_rp_open(&c, st, "vmc"), 0);
 	assert_int_equal(siterec_rp_find(c, 7, &p), 0);
 	assert_true(p.n_logs == 1 && p.logs[0].disk_index == 0 && p.logs[0].seq == 5 &&
-	            p.logs[0].length == 100 && p.logs[0].reserved == 0);
+	            p.logs[0].length == 100 && p.logs[0].reserved == 0 && p.logs[0].sealed_ms == 0);
 	assert_string_equal(p.logs[0].object, "vmc/logs/d0/x");
+	siterec_rp_free(c);
+	assert_int_equal(siterec_store_doc_delete(st, BAD_NAME, NULL), 0);
+	/* and its seal time, up to the largest */
+	doc = log_with(snap, "sealed_ms", "\"9223372036854775807\"");
+	assert_int_equal(siterec_store_doc_put(st, BAD_NAME, doc, strlen(doc), NULL, NULL, 0), 0);
+	free(doc);
+	assert_int_equal(siterec_rp_open(&c, st, "vmc"), 0);
+	assert_int_equal(siterec_rp_find(c, 7, &p), 0);
+	assert_true(p.n_logs == 1 && p.logs[0].sealed_ms == INT64_MAX);
 	siterec_rp_free(c);
 	assert_int_equal(siterec_store_doc_delete(st, BAD_NAME, NULL), 0);
 	/* logs damaged, missing from a version 2 document, or in a version 1 one */
@@ -657,6 +667,9 @@ static void run_corrupt(int azure)
 		{ "object", "\"vmc/logs/\"" }, { "object", "\"vmc/logs/../x\"" },
 		{ "object", "\"vmc/logs//x\"" }, { "object", "\"vmc/points/x\"" },
 		{ "length", NULL }, { "length", "\"0\"" }, { "length", "100" }, { "length", "\"1e3\"" },
+		{ "sealed_ms", "5" }, { "sealed_ms", "null" }, { "sealed_ms", "\"\"" },
+		{ "sealed_ms", "\"-1\"" }, { "sealed_ms", "\"05\"" }, { "sealed_ms", "\"1e3\"" },
+		{ "sealed_ms", "\"9223372036854775808\"" },
 	};
 	for (size_t i = 0; i < sizeof(lcases) / sizeof(*lcases); i++)
 		expect_bad_str(st, cat, log_with(snap, lcases[i].field, lcases[i].value), SITEREC_ECORRUPT);
@@ -1013,7 +1026,7 @@ static void run_logs(int azure)
 	assert_int_equal(siterec_rp_open(&cat, st, "vml"), 0);
 	siterec_rp_disk dd[] = { { d0, s0, NULL, UNKNOWN }, { d1, s1, NULL, UNKNOWN } };
 	assert_int_equal(add(cat, 1, SITEREC_RP_CRASH, 1000, 2, dd), 0);
-	const siterec_rp_log logs[] = { { 0, 0, 5, L5, la }, { 0, 0, 7, L7, lb } };
+	const siterec_rp_log logs[] = { { 0, 0, 5, L5, la, 0 }, { 0, 0, 7, L7, lb, 0 } };
 	assert_int_equal(add_logs(cat, 2, 2000, 2, dd, 2, logs), 0);
 
 	/* the snapshot point reads its snapshots, the log point snapshots + logs */
@@ -1036,7 +1049,8 @@ static void run_logs(int azure)
 	                                       NULL, 0), 0);
 	assert_non_null(memmem(doc, len, "\"version\":2,", 12));
 	snprintf(entry, sizeof(entry), "],\"logs\":[{\"disk_index\":0,\"seq\":\"5\",\"object\":\"" L5
-	         "\",\"length\":\"%llu\"},{\"disk_index\":0,\"seq\":\"7\",", (unsigned long long)la);
+	         "\",\"length\":\"%llu\",\"sealed_ms\":\"0\"},{\"disk_index\":0,\"seq\":\"7\",",
+	         (unsigned long long)la);
 	assert_non_null(memmem(doc, len, entry, strlen(entry)));
 	siterec_free(doc);
 
@@ -1094,7 +1108,7 @@ static void run_logs(int azure)
 	/* a damaged log: verified before any of its records is written */
 	const log_op c[] = { { 0, 32 * KiB, 21 } };
 	uint64_t lc = make_log(st, L9, z0, 9, c, 1, NULL, 1);
-	const siterec_rp_log bad[] = { { 0, 0, 9, L9, lc } };
+	const siterec_rp_log bad[] = { { 0, 0, 9, L9, lc, 0 } };
 	assert_int_equal(add_logs(cat, 3, 3000, 2, dd, 1, bad), 0);
 	th_assert_err(restore_mem(cat, 3, 0, SITEREC_RP_RESTORE_ZEROS, got, z0, 0xee, &m, &pr),
 	              SITEREC_ECORRUPT);
@@ -1105,25 +1119,25 @@ static void run_logs(int azure)
 	expect_content(cat, st, 2, 0, want0, z0, d0, s0, 1);
 
 	/* validation of logs at add (the objects of point 2 exist) */
-	const siterec_rp_log nosuch[] = { { 0, 0, 11, "vml/logs/d0/00000000000000000011-abcd1234", 100 } };
+	const siterec_rp_log nosuch[] = { { 0, 0, 11, "vml/logs/d0/00000000000000000011-abcd1234", 100, 0 } };
 	th_assert_err(add_logs(cat, 4, 4000, 2, dd, 1, nosuch), SITEREC_ENOTFOUND);
-	const siterec_rp_log too_long[] = { { 0, 0, 5, L5, (la + 511) / 512 * 512 + 1 } };
+	const siterec_rp_log too_long[] = { { 0, 0, 5, L5, (la + 511) / 512 * 512 + 1, 0 } };
 	th_assert_err(add_logs(cat, 4, 4000, 2, dd, 1, too_long), SITEREC_ENOTFOUND);
 	const siterec_rp_log bad_logs[][2] = {
-		{ { 0, 0, 7, L7, lb }, { 0, 0, 5, L5, la } },         /* seq going back */
-		{ { 0, 0, 5, L5, la }, { 0, 0, 5, L7, lb } },         /* seq equal */
-		{ { 1, 0, 5, L5, la }, { 0, 0, 7, L7, lb } },         /* disk going back */
-		{ { 0, 0, 5, L5, la }, { 1, 0, 6, L5, la } },         /* an object twice */
-		{ { 0, 0, 5, "vmx/logs/d0/00000000000000000005-abcd1234", 10 } },
-		{ { 0, 0, 5, "vml/logsd0/00000000000000000005-abcd1234", 10 } },
-		{ { 0, 0, 5, "vml/logs/", 10 } },
-		{ { 0, 0, 5, "vml/logs/../d0", 10 } },
-		{ { 0, 0, 5, "vml/points/00000000000000000001", 10 } },
-		{ { 0, 0, 5, "vml/d0", 10 } },
-		{ { 0, 0, 5, NULL, 10 } },
-		{ { 2, 0, 5, L5, la } },                               /* no disk 2 */
-		{ { 0, 1, 5, L5, la } },                               /* reserved */
-		{ { 0, 0, 5, L5, 0 } },                                /* empty */
+		{ { 0, 0, 7, L7, lb, 0 }, { 0, 0, 5, L5, la, 0 } },      /* seq going back */
+		{ { 0, 0, 5, L5, la, 0 }, { 0, 0, 5, L7, lb, 0 } },      /* seq equal */
+		{ { 1, 0, 5, L5, la, 0 }, { 0, 0, 7, L7, lb, 0 } },      /* disk going back */
+		{ { 0, 0, 5, L5, la, 0 }, { 1, 0, 6, L5, la, 0 } },      /* an object twice */
+		{ { 0, 0, 5, "vmx/logs/d0/00000000000000000005-abcd1234", 10, 0 } },
+		{ { 0, 0, 5, "vml/logsd0/00000000000000000005-abcd1234", 10, 0 } },
+		{ { 0, 0, 5, "vml/logs/", 10, 0 } },
+		{ { 0, 0, 5, "vml/logs/../d0", 10, 0 } },
+		{ { 0, 0, 5, "vml/points/00000000000000000001", 10, 0 } },
+		{ { 0, 0, 5, "vml/d0", 10, 0 } },
+		{ { 0, 0, 5, NULL, 10, 0 } },
+		{ { 2, 0, 5, L5, la, 0 } },                            /* no disk 2 */
+		{ { 0, 1, 5, L5, la, 0 } },                            /* reserved */
+		{ { 0, 0, 5, L5, 0, 0 } },                             /* empty */
 	};
 	for (size_t k = 0; k < sizeof(bad_logs) / sizeof(*bad_logs); k++)
 		th_assert_err(add_logs(cat, 4, 4000, 2, dd, bad_logs[k][1].object ? 2 : 1, bad_logs[k]),
@@ -1142,6 +1156,193 @@ static void run_logs(int azure)
 	free(snap0);
 	free(want0);
 	free(want1);
+	siterec_rp_free(cat2);
+	siterec_rp_free(cat);
+	siterec_store_free(st2);
+	siterec_store_free(st);
+}
+
+/* ---- any point in time (siterec_rp_restore_at) ---- */
+
+/* Restore disk i at time t, with and without SITEREC_RP_RESTORE_ZEROS (into
+ * zeros then), as want (size bytes); *at_ms is want_at. */
+static void expect_at(siterec_rp_catalog *cat, int64_t t, uint32_t i, const uint8_t *want,
+                      uint64_t size, int64_t want_at)
+{
+	uint8_t *got = malloc(size);
+	assert_non_null(got);
+	for (int zeros = 0; zeros < 2; zeros++) {
+		mem_dst m = { got, size, 0, 0, 0 };
+		int64_t at = -7;
+		memset(got, zeros ? 0xee : 0, size);
+		assert_int_equal(siterec_rp_restore_at(cat, t, i, zeros ? SITEREC_RP_RESTORE_ZEROS : 0,
+		                                       mem_write, &m, &at), 0);
+		assert_memory_equal(got, want, size);
+		if (at != want_at)
+			fprintf(stderr, "restore at %lld of disk %u: at %lld, want %lld\n", (long long)t, i,
+			        (long long)at, (long long)want_at);
+		assert_true(at == want_at);
+		assert_true(m.max_piece <= 4 * MiB);
+	}
+	free(got);
+}
+
+static uint8_t *copy_of(const uint8_t *b, uint64_t size)
+{
+	uint8_t *c = malloc(size);
+	assert_non_null(c);
+	memcpy(c, b, size);
+	return c;
+}
+
+#define TL(n) "vmt/logs/d/000000000000000000" n "-aa"
+
+static void run_at(int azure)
+{
+	siterec_store *st = th_store_open(&g, azure, "rp-at");
+	const char *d0 = "vmt/d0", *d1 = "vmt/d1";
+	const uint64_t z0 = 256 * KiB, z1 = 128 * KiB;
+	char sp[SITEREC_STORE_ID_MAX], sq[SITEREC_STORE_ID_MAX], s1[SITEREC_STORE_ID_MAX],
+	     sr[SITEREC_STORE_ID_MAX];
+	assert_int_equal(siterec_store_disk_create(st, d0, z0), 0);
+	assert_int_equal(siterec_store_disk_create(st, d1, z1), 0);
+	/* P (cut 1000): d0's snapshot; Q (cut 2000): d0's next snapshot, with three
+	 * logs sealed at 1100, 1200, 1300 over overlapping ranges, and d1 with a log
+	 * sealed at 1150 then one of unknown seal time; R (cut 3000): a snapshot point */
+	uint8_t *snp = calloc(1, z0), *snq = calloc(1, z0), *snr = calloc(1, z0), *sn1 = calloc(1, z1);
+	assert_true(snp && snq && snr && sn1);
+	cycle(st, d0, 1, sp);
+	th_fill(snp, 64 * KiB, 1);
+	put(st, d0, 64 * KiB, 2);
+	assert_int_equal(siterec_store_snapshot(st, d0, sq, sizeof(sq)), 0);
+	memcpy(snq, snp, z0);
+	th_fill(snq + 64 * KiB, 64 * KiB, 2);
+	cycle(st, d1, 101, s1);
+	th_fill(sn1, 64 * KiB, 101);
+	put(st, d0, 128 * KiB, 3);
+	assert_int_equal(siterec_store_snapshot(st, d0, sr, sizeof(sr)), 0);
+	memcpy(snr, snq, z0);
+	th_fill(snr + 128 * KiB, 64 * KiB, 3);
+
+	const log_op o1[] = { { 32 * KiB, 64 * KiB, 11 } };
+	const log_op o2[] = { { 64 * KiB, 64 * KiB, 12 } };
+	const log_op o3[] = { { 80 * KiB, 16 * KiB, 13 }, { 0, 4 * KiB, 0 } };
+	const log_op o8[] = { { 0, 32 * KiB, 21 } };
+	const log_op o9[] = { { 16 * KiB, 32 * KiB, 22 } };
+	uint8_t *w1 = copy_of(snq, z0), *w2, *w3, *v8 = copy_of(sn1, z1), *v9;
+	uint64_t l1 = make_log(st, TL("05"), z0, 5, o1, 1, w1, 0);
+	w2 = copy_of(w1, z0);
+	uint64_t l2 = make_log(st, TL("06"), z0, 6, o2, 1, w2, 0);
+	w3 = copy_of(w2, z0);
+	uint64_t l3 = make_log(st, TL("07"), z0, 7, o3, 2, w3, 0);
+	uint64_t l8 = make_log(st, TL("08"), z1, 8, o8, 1, v8, 0);
+	v9 = copy_of(v8, z1);
+	uint64_t l9 = make_log(st, TL("09"), z1, 9, o9, 1, v9, 0);
+
+	siterec_rp_catalog *cat = NULL, *cat2 = NULL;
+	uint8_t b[512];
+	mem_dst m = { b, sizeof(b), 0, 0, 0 };
+	int64_t at = 0;
+	assert_int_equal(siterec_rp_open(&cat, st, "vmt"), 0);
+	th_assert_err(siterec_rp_restore_at(cat, 0, 0, 0, mem_write, &m, &at), SITEREC_ENOTFOUND);
+	siterec_rp_disk dp[] = { { d0, sp, NULL, UNKNOWN } }, dr[] = { { d0, sr, NULL, UNKNOWN } };
+	siterec_rp_disk dq[] = { { d0, sq, NULL, UNKNOWN }, { d1, s1, NULL, UNKNOWN } };
+	siterec_rp_log lq[] = { { 0, 0, 5, TL("05"), l1, 1100 }, { 0, 0, 6, TL("06"), l2, 1200 },
+	                        { 0, 0, 7, TL("07"), l3, 1300 }, { 1, 0, 8, TL("08"), l8, 1150 },
+	                        { 1, 0, 9, TL("09"), l9, 0 } };
+	assert_int_equal(add(cat, 1, SITEREC_RP_CRASH, 1000, 1, dp), 0);
+	/* a negative seal time is refused */
+	lq[1].sealed_ms = -1;
+	th_assert_err(add_logs(cat, 2, 2000, 2, dq, 5, lq), SITEREC_EINVAL);
+	assert_non_null(strstr(siterec_error_last()->message, "sealed_ms"));
+	lq[1].sealed_ms = 1200;
+	assert_int_equal(add_logs(cat, 2, 2000, 2, dq, 5, lq), 0);
+	assert_int_equal(add(cat, 3, SITEREC_RP_CRASH, 3000, 1, dr), 0);
+
+	/* the seal times: in the document, the cache, and another handle's read */
+	void *doc = NULL;
+	size_t len = 0;
+	assert_int_equal(siterec_store_doc_get(st, "vmt/points/00000000000000000002", &doc, &len,
+	                                       NULL, 0), 0);
+	assert_non_null(memmem(doc, len, "\"seq\":\"6\",\"object\":\"" TL("06") "\",", 50));
+	assert_non_null(memmem(doc, len, ",\"sealed_ms\":\"1200\"}", 20));
+	assert_non_null(memmem(doc, len, ",\"sealed_ms\":\"0\"}]}", 19));
+	siterec_free(doc);
+	siterec_store *st2 = th_store_open(&g, azure, "rp-at");
+	assert_int_equal(siterec_rp_open(&cat2, st2, "vmt"), 0);
+	for (int h = 0; h < 2; h++) {
+		siterec_rp_point p = SITEREC_RP_POINT_INIT;
+		assert_int_equal(siterec_rp_get(h ? cat2 : cat, 1, &p), 0);
+		assert_true(p.id == 2 && p.n_logs == 5);
+		for (int k = 0; k < 5; k++)
+			assert_true(p.logs[k].sealed_ms == lq[k].sealed_ms);
+		assert_int_equal(siterec_rp_find(h ? cat2 : cat, 3, &p), 0);
+		assert_true(p.n_logs == 0);
+	}
+
+	for (int h = 0; h < 2; h++) {
+		siterec_rp_catalog *c = h ? cat2 : cat;
+		/* at P's cut: P itself */
+		expect_at(c, 1000, 0, snp, z0, 1000);
+		/* after it: Q's snapshot and the logs sealed by then */
+		expect_at(c, 1001, 0, snq, z0, 1000);
+		expect_at(c, 1099, 0, snq, z0, 1000);
+		expect_at(c, 1100, 0, w1, z0, 1100);
+		expect_at(c, 1150, 0, w1, z0, 1100);
+		expect_at(c, 1200, 0, w2, z0, 1200);
+		expect_at(c, 1300, 0, w3, z0, 1300);
+		expect_at(c, 1500, 0, w3, z0, 1300);
+		expect_at(c, 1999, 0, w3, z0, 1300);
+		expect_at(c, 2000, 0, w3, z0, 1300);
+		/* d1: the log of unknown seal time only at Q's cut */
+		expect_at(c, 1001, 1, sn1, z1, 1000);
+		expect_at(c, 1150, 1, v8, z1, 1150);
+		expect_at(c, 1999, 1, v8, z1, 1150);
+		expect_at(c, 2000, 1, v9, z1, 2000);
+		/* after Q's cut: R, a snapshot point */
+		expect_at(c, 2001, 0, snr, z0, 2000);
+		expect_at(c, 3000, 0, snr, z0, 3000);
+		/* P and R have one disk */
+		th_assert_err(siterec_rp_restore_at(c, 1000, 1, 0, mem_write, &m, &at), SITEREC_ERANGE);
+		th_assert_err(siterec_rp_restore_at(c, 2500, 1, 0, mem_write, &m, &at), SITEREC_ERANGE);
+		/* after the newest cut, before the oldest */
+		const int64_t none[] = { 3001, INT64_MAX, 999, 0, -1, INT64_MIN };
+		for (size_t k = 0; k < sizeof(none) / sizeof(*none); k++) {
+			at = 42;
+			th_assert_err(siterec_rp_restore_at(c, none[k], 0, 0, mem_write, &m, &at),
+			              SITEREC_ENOTFOUND);
+			assert_true(at == 42);
+		}
+		assert_true(m.writes == 0);
+	}
+	/* the whole point is unchanged by the filter; at_ms may be NULL */
+	expect_content(cat, st, 2, 0, w3, z0, d0, sq, 1);
+	expect_content(cat, st, 2, 1, v9, z1, d1, s1, 1);
+	uint8_t *got = malloc(z0);
+	assert_non_null(got);
+	mem_dst mg = { got, z0, 0, 0, 0 };
+	memset(got, 0, z0);
+	assert_int_equal(siterec_rp_restore_at(cat, 1200, 0, 0, mem_write, &mg, NULL), 0);
+	assert_memory_equal(got, w2, z0);
+	/* callbacks and arguments */
+	mg = (mem_dst){ got, z0, 0, 1, 0 };
+	th_assert_err(siterec_rp_restore_at(cat, 1200, 0, 0, mem_write, &mg, &at), SITEREC_EABORTED);
+	assert_int_equal(siterec_error_last()->callback_code, 7);
+	th_assert_err(siterec_rp_restore_at(NULL, 1200, 0, 0, mem_write, &m, &at), SITEREC_EINVAL);
+	th_assert_err(siterec_rp_restore_at(cat, 1200, 0, 0, NULL, &m, &at), SITEREC_EINVAL);
+	th_assert_err(siterec_rp_restore_at(cat, 1200, 0, 2, mem_write, &m, &at), SITEREC_EINVAL);
+	th_assert_err(siterec_rp_restore_at(cat, 1200, 2, 0, mem_write, &m, &at), SITEREC_ERANGE);
+
+	free(got);
+	free(snp);
+	free(snq);
+	free(snr);
+	free(sn1);
+	free(w1);
+	free(w2);
+	free(w3);
+	free(v8);
+	free(v9);
 	siterec_rp_free(cat2);
 	siterec_rp_free(cat);
 	siterec_store_free(st2);
@@ -1191,9 +1392,9 @@ static void run_log_prune(int azure)
 	siterec_rp_catalog *cat = NULL;
 	assert_int_equal(siterec_rp_open(&cat, st, "vmq"), 0);
 	siterec_rp_disk da[] = { { d0, sa, NULL, UNKNOWN } }, db[] = { { d0, sb, NULL, UNKNOWN } };
-	const siterec_rp_log l1[] = { { 0, 0, 5, QL("05"), 100 } };
-	const siterec_rp_log l2[] = { { 0, 0, 5, QL("05"), 100 }, { 0, 0, 6, QL("06"), 100 } };
-	const siterec_rp_log l3[] = { { 0, 0, 8, QL("08"), 100 } };
+	const siterec_rp_log l1[] = { { 0, 0, 5, QL("05"), 100, 0 } };
+	const siterec_rp_log l2[] = { { 0, 0, 5, QL("05"), 100, 0 }, { 0, 0, 6, QL("06"), 100, 0 } };
+	const siterec_rp_log l3[] = { { 0, 0, 8, QL("08"), 100, 0 } };
 	assert_int_equal(add_logs(cat, 1, 1000, 1, da, 1, l1), 0);
 	assert_int_equal(add_logs(cat, 2, 2000, 1, da, 2, l2), 0);
 	assert_int_equal(add_logs(cat, 3, 3000, 1, db, 1, l3), 0);
@@ -1370,6 +1571,7 @@ BOTH(many)
 BOTH(args)
 BOTH(logs)
 BOTH(log_prune)
+BOTH(at)
 
 int main(void)
 {
@@ -1382,6 +1584,7 @@ int main(void)
 		cmocka_unit_test(args_file),    cmocka_unit_test(args_azure),
 		cmocka_unit_test(logs_file),    cmocka_unit_test(logs_azure),
 		cmocka_unit_test(log_prune_file), cmocka_unit_test(log_prune_azure),
+		cmocka_unit_test(at_file),      cmocka_unit_test(at_azure),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
