@@ -9,14 +9,14 @@
 # age of its newest recovery point (now - cut time) is the RPO at that instant.
 # Prints the largest age seen across VMs, first with the 30 s policy (goal <= 35 s),
 # then in continuous mode (interval 0, goal <= 5 s), and each VM's achieved rate.
-# The 30 s policy runs with checkpoints every CHECKPOINT seconds (default 5; 0:
+# The 30 s policy runs with checkpoints every CHECKPOINT seconds (default 2; 0:
 # none): the cycle at the tick then has only the writes since the last one to ship.
 #   bench/rpo.sh [SITEREC_BINARY [DURATION [CHECKPOINT]]]   (DURATION: seconds, default 300)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${1:-$root/build/examples/siterec/siterec}
 dur=${2:-${SITEREC_BENCH_RPO_SECONDS:-300}}
-ckpt=${3:-5}
+ckpt=${3:-2}
 nvm=4 rate=10 data_mib=256 os_mib=16
 command -v openssl >/dev/null || { echo "rpo.sh: openssl missing" >&2; exit 1; }
 [ -x "$bin" ] || { echo "rpo.sh: $bin missing (build first)" >&2; exit 1; }

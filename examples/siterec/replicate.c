@@ -486,13 +486,17 @@ static void print_point(const char *what, uint64_t id, uint32_t kind, uint64_t b
 static int follow_event(const siterec_follow_event *ev, void *payload)
 {
 	(void)payload;
-	double now = cli_now();
 	switch (ev->kind) {
-	case SITEREC_FOLLOW_POINT:
+	case SITEREC_FOLLOW_POINT: {
+		/* "in": from the cut to now (wall clock, as the cut) */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		double wall = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 		progress_end();
 		print_point("cycle", ev->point_id, ev->cycle.kind, ev->cycle.bytes_shipped, ev->cycle.cut_time_ms,
-		            now - (double)ev->cycle.cut_time_ms / 1000.0);
+		            wall - (double)ev->cycle.cut_time_ms / 1000.0);
 		break;
+	}
 	case SITEREC_FOLLOW_APPLIED:
 		progress_end();
 		printf("applied: the replicas hold point %" PRIu64 "\n", ev->point_id);
@@ -633,6 +637,16 @@ static uint64_t json_dec(const cJSON *o, const char *key)
 	return v && !cli_parse_u64(v, &x) ? x : 0;
 }
 
+static int count_doc(const char *name, int kind, uint64_t size, const char *snapshot, void *payload)
+{
+	(void)name;
+	(void)size;
+	(void)snapshot;
+	if (kind == SITEREC_STORE_KIND_DOC)
+		++*(uint64_t *)payload;
+	return 0;
+}
+
 /* While a replicator runs, it holds the VM's leases and an open here would fail
  * (SITEREC_ELEASE): read the state document (doc/formats.md, "Replication
  * state") and the catalogue instead, and sum the journal's logs not yet applied
@@ -665,12 +679,13 @@ static int status_from_target(const vm_desc *d, const char *state_dir, siterec_s
 	s->applied_point_id = json_dec(o, "applied_point");
 	uint64_t applied = json_dec(o, "last_applied_seq");
 	cJSON_Delete(o);
-	siterec_rp_catalog *cat;
-	if (siterec_rp_open(&cat, st, d->vm_id) || siterec_rp_count(cat, &s->points)) {
-		siterec_rp_free(cat);
+	/* the points counted from one listing: opening the catalogue would read every
+	 * point's document, each time (a status a second would load the target) */
+	char prefix[128];
+	snprintf(prefix, sizeof(prefix), "%s/points/", d->vm_id);
+	s->points = 0;
+	if (siterec_store_list(st, prefix, count_doc, &s->points))
 		return cli_fail(d->vm_id);
-	}
-	siterec_rp_free(cat);
 	for (uint32_t k = 0; k < d->n_disks; k++) {
 		if (d->disks[k].flags & SITEREC_VM_DISK_EXCLUDED)
 			continue;

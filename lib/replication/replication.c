@@ -40,6 +40,7 @@
 #define DL_EMPTY_ACTIVE 128      /* an unsealed delta log without a record: its header */
 
 #define REPL_APPLY_DELAY_S 120   /* default options.apply_delay_s */
+#define REPL_PRUNE_EVERY_MS 30000
 #define REPL_LOG_TAG 8           /* hex digits of the lease id that tag this handle's log objects */
 
 static const size_t repl_opt_sizes[] = { 0, offsetof(siterec_replication_options, apply_delay_s),
@@ -102,6 +103,7 @@ struct siterec_replication {
 	siterec_rp_log *pend;    /* checkpoints shipped since the last point (state "pending") */
 	uint64_t n_pend;
 	uint32_t added;          /* disks state_load() appended from the VM description */
+	int64_t pruned_ms;       /* last retention prune */
 };
 
 SITEREC_API int siterec_replication_options_init(siterec_replication_options *opts,
@@ -1436,8 +1438,7 @@ static int do_cut(siterec_replication *r, int initial, siterec_cycle_result *res
 	uint64_t id = r->st.cycle + 1;
 	siterec_rp_point last = SITEREC_RP_POINT_INIT;
 	int have = 0;
-	if (rc == 0 && (rc = siterec_rp_refresh(r->cat)) == 0 && (rc = newest_point(r, &last, &have)) == 0 &&
-	    have && last.id >= id)
+	if (rc == 0 && (rc = newest_point(r, &last, &have)) == 0 && have && last.id >= id)
 		id = last.id + 1;   /* a point added by a run that died before recording it: go past it */
 	if (rc == 0 && !initial)
 		rc = point_logs(r, n_join, have ? &last : NULL, fresh, &logs, &n_logs);
@@ -1483,9 +1484,14 @@ static int do_cut(siterec_replication *r, int initial, siterec_cycle_result *res
 	}
 	if (rc == 0 && sealed >= from)
 		rc = siterec_journal_release(r->jr, release_to(r, sealed, n_after));
+	/* retention: at most every 30 s (a continuous cycle every second or two
+	 * would list the target each time for nothing) */
 	uint64_t pruned = 0;
-	if (rc == 0 && !initial)
+	if (rc == 0 && !initial && now_ms() - r->pruned_ms >= REPL_PRUNE_EVERY_MS) {
 		rc = siterec_rp_prune(r->cat, now_ms(), r->opts.retention_s * 1000, NULL, 0, &pruned);
+		if (rc == 0)
+			r->pruned_ms = now_ms();
+	}
 	if (rc == 0 && res) {
 		res->kind = kind;
 		res->point_id = id;
@@ -1735,7 +1741,7 @@ SITEREC_API int siterec_replication_apply(siterec_replication *r, uint32_t budge
 		while (rc == 0 && (rc = siterec_dlog_reader_next(b->rd, &rec)) > 0) {
 			rc = rec.zero ? siterec_store_writer_zero(b->w, rec.offset, rec.length)
 			              : siterec_store_writer_write(b->w, rec.data, (size_t)rec.length, rec.offset);
-			if (rc == 0 && ++k % 64 == 0 && (rc = leases_renew_due(r, "apply")) == 0 && budget_ms &&
+			if (rc == 0 && ++k % 8 == 0 && (rc = leases_renew_due(r, "apply")) == 0 && budget_ms &&
 			    now_ms() - t0 >= (int64_t)budget_ms) {
 				paused = 1;
 				break;
@@ -1873,9 +1879,7 @@ SITEREC_API int siterec_replication_checkpoint(siterec_replication *r, uint64_t 
 		*bytes_shipped = 0;
 	if (r->st.state == SITEREC_REPL_PROTECTED && !r->lease_lost && nothing_written(r))
 		return leases_renew_due(r, "checkpoint");
-	int rc = leases_renew(r, "checkpoint");
-	if (rc == 0)
-		rc = state_load(r, 0);
+	int rc = r->lease_lost ? leases_renew(r, "checkpoint") : leases_renew_due(r, "checkpoint");
 	if (rc)
 		return rc;
 	if (r->st.state != SITEREC_REPL_PROTECTED)
@@ -2151,9 +2155,9 @@ SITEREC_API int siterec_replication_cycle(siterec_replication *r, siterec_cycle_
 		}
 		return rc;
 	}
-	int rc = leases_renew(r, "cycle");
-	if (rc == 0)
-		rc = state_load(r, 0);
+	/* no state read: this handle alone writes it while it holds the leases (and
+	 * If-Match fences the rest); a cycle is a handful of requests */
+	int rc = r->lease_lost ? leases_renew(r, "cycle") : leases_renew_due(r, "cycle");
 	if (rc)
 		return rc;
 	if (r->st.state == SITEREC_REPL_RESYNC || r->st.state == SITEREC_REPL_CRITICAL)
@@ -2255,7 +2259,7 @@ SITEREC_API int siterec_replication_follow(siterec_replication *r, siterec_follo
 	int need_resync = 0;
 	for (;;) {
 		siterec_cycle_result res = { .version = SITEREC_CYCLE_RESULT_VERSION };
-		int rc = state_load(r, 0), stop = 0;
+		int rc = 0, stop = 0;
 		int64_t t0 = now_ms();
 		uint32_t n_copied = 0;
 		while (rc == 0 && n_copied < r->n_prot && r->disks[r->prot[n_copied]].copied)

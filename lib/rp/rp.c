@@ -1005,16 +1005,31 @@ SITEREC_API int siterec_rp_add(siterec_rp_catalog *cat, const siterec_rp_point *
 		return sr_err(SITEREC_ECONFLICT, "recovery point %llu of %s: the catalogue already has "
 		              "point %llu (ids must increase)", (unsigned long long)point->id, cat->vm,
 		              (unsigned long long)cat->pts[cat->n - 1].id);
-	/* the commit of a cycle: its snapshots exist before its document does */
+	/* the commit of a cycle: its snapshots exist before its document does, and
+	 * so do its logs, whole. What the newest point names was checked when it was
+	 * added and stays while it does (it is never pruned): a log point names every
+	 * log since its base, so this keeps a cycle's requests to what is new. */
+	const rp_pt *prev = cat->n ? &cat->pts[cat->n - 1] : NULL;
 	for (uint32_t i = 0; i < point->n_disks; i++) {
 		uint64_t size;
+		if (prev && i < prev->n_disks && strcmp(prev->disks[i].disk, point->disks[i].disk) == 0 &&
+		    strcmp(prev->disks[i].snapshot, point->disks[i].snapshot) == 0)
+			continue;
 		if ((rc = siterec_store_disk_size(cat->store, point->disks[i].disk,
 		                                  point->disks[i].snapshot, &size)))
 			return rc;
 	}
-	/* and so do its logs, whole */
+	uint64_t k = 0;   /* both lists ascend by (disk_index, seq) */
 	for (uint64_t i = 0; i < point->n_logs; i++) {
 		const siterec_rp_log *l = &point->logs[i];
+		while (prev && k < prev->n_logs &&
+		       (prev->logs[k].disk_index < l->disk_index ||
+		        (prev->logs[k].disk_index == l->disk_index && prev->logs[k].seq < l->seq)))
+			k++;
+		if (prev && k < prev->n_logs && prev->logs[k].disk_index == l->disk_index &&
+		    prev->logs[k].seq == l->seq && prev->logs[k].length >= l->length &&
+		    strcmp(prev->logs[k].object, l->object) == 0)
+			continue;
 		uint64_t size;
 		if ((rc = siterec_store_disk_size(cat->store, l->object, NULL, &size)))
 			return rc;
