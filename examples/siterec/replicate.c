@@ -598,13 +598,8 @@ out:
 
 static const char *state_name(uint32_t s)
 {
-	switch (s) {
-	case SITEREC_REPL_INITIAL: return "initial";
-	case SITEREC_REPL_PROTECTED: return "protected";
-	case SITEREC_REPL_RESYNC: return "resync";
-	case SITEREC_REPL_CRITICAL: return "critical";
-	default: return "unknown";
-	}
+	const char *n = siterec_replication_state_name(s);
+	return n ? n : "unknown";
 }
 
 static void print_status(const char *vm_id, const siterec_replication_status *s)

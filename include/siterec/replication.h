@@ -198,6 +198,13 @@ typedef enum siterec_replication_state {
 	SITEREC_REPL_CRITICAL = 4       /**< a fatal failure; reason in the status */
 } siterec_replication_state;
 
+/**
+ * The name of a siterec_replication_state, as the state document writes it
+ * ("initial", "protected", "resync", "critical"); NULL for another value.
+ * @since 0.1
+ */
+SITEREC_API const char *siterec_replication_state_name(uint32_t state);
+
 #define SITEREC_CYCLE_RESULT_VERSION 1
 
 /** What a cycle did (caller sets version). */

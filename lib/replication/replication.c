@@ -137,7 +137,7 @@ static int id_ok(const char *s)
 	return strstr(s, "..") == NULL;
 }
 
-static const char *state_name(uint32_t s)
+SITEREC_API const char *siterec_replication_state_name(uint32_t s)
 {
 	switch (s) {
 	case SITEREC_REPL_INITIAL: return "initial";
@@ -151,7 +151,7 @@ static const char *state_name(uint32_t s)
 static uint32_t state_parse(const char *s)
 {
 	for (uint32_t v = SITEREC_REPL_INITIAL; s && v <= SITEREC_REPL_CRITICAL; v++)
-		if (strcmp(s, state_name(v)) == 0)
+		if (strcmp(s, siterec_replication_state_name(v)) == 0)
 			return v;
 	return 0;
 }
@@ -307,7 +307,7 @@ static cJSON *state_json(const siterec_replication *r, const repl_state *s)
 	cJSON_AddItemToObject(o, "vm_generation", cJSON_CreateNumber(r->vm_generation));
 	add_u64(o, "generation", (uint64_t)s->generation);
 	cJSON_AddItemToObject(o, "protection", cJSON_CreateString(s->protection));
-	cJSON_AddItemToObject(o, "state", cJSON_CreateString(state_name(s->state)));
+	cJSON_AddItemToObject(o, "state", cJSON_CreateString(siterec_replication_state_name(s->state)));
 	cJSON_AddItemToObject(o, "reason", cJSON_CreateString(s->reason));
 	add_u64(o, "first_seq", (uint64_t)s->first_seq);
 	add_u64(o, "last_applied_seq", (uint64_t)s->last_applied);
@@ -1712,7 +1712,7 @@ SITEREC_API int siterec_replication_apply(siterec_replication *r, uint32_t budge
 		return rc;
 	if (r->st.state != SITEREC_REPL_PROTECTED)
 		return sr_err(SITEREC_ESTATE, "replication apply: VM %s is in state %s: %s", r->vm_id,
-		              state_name(r->st.state),
+		              siterec_replication_state_name(r->st.state),
 		              r->st.state == SITEREC_REPL_INITIAL ? "run the initial replication first" : r->st.reason);
 	uint64_t left = 0;
 	if (!r->batch) {
@@ -1834,7 +1834,7 @@ SITEREC_API int siterec_replication_initial(siterec_replication *r)
 	if (r->st.state != SITEREC_REPL_INITIAL && r->st.state != SITEREC_REPL_PROTECTED)
 		return sr_err(r->st.state == SITEREC_REPL_RESYNC ? SITEREC_ERESYNC : SITEREC_ECRITICAL,
 		              "replication initial: VM %s is in state %s (%s): run a resync", r->vm_id,
-		              state_name(r->st.state), r->st.reason);
+		              siterec_replication_state_name(r->st.state), r->st.reason);
 	/* protected already: only disks added since are copied; they join the
 	 * points at the next cycle (the others go on meanwhile) */
 	int added_only = r->st.state == SITEREC_REPL_PROTECTED;
@@ -1885,7 +1885,7 @@ SITEREC_API int siterec_replication_checkpoint(siterec_replication *r, uint64_t 
 	if (r->st.state != SITEREC_REPL_PROTECTED)
 		return sr_err(r->st.state == SITEREC_REPL_INITIAL ? SITEREC_ESTATE
 		              : r->st.state == SITEREC_REPL_RESYNC ? SITEREC_ERESYNC : SITEREC_ECRITICAL,
-		              "replication checkpoint: VM %s is in state %s%s%s", r->vm_id, state_name(r->st.state),
+		              "replication checkpoint: VM %s is in state %s%s%s", r->vm_id, siterec_replication_state_name(r->st.state),
 		              r->st.reason[0] ? ": " : "", r->st.reason);
 	uint32_t kind, n_join = joined(r);
 	uint64_t sealed = 0, from = r->st.last_applied + 1, bytes = 0;
@@ -1948,9 +1948,9 @@ static int classify(siterec_replication *r, int rc)
 	uint32_t st = rc == SITEREC_ERESYNC ? SITEREC_REPL_RESYNC : SITEREC_REPL_CRITICAL;
 	if (state_mark(r, st, reason) != 0)
 		sr_log(SITEREC_LOG_WARN, "replication: VM %s: could not record the %s state: %s", r->vm_id,
-		       state_name(st), siterec_error_last()->message);
+		       siterec_replication_state_name(st), siterec_error_last()->message);
 	return sr_err(st == SITEREC_REPL_RESYNC ? SITEREC_ERESYNC : SITEREC_ECRITICAL,
-	              "replication: VM %s is %s: %s", r->vm_id, state_name(st), reason);
+	              "replication: VM %s is %s: %s", r->vm_id, siterec_replication_state_name(st), reason);
 }
 
 #define REPL_RESYNC_BLOCK (64u * 1024)
@@ -2163,10 +2163,10 @@ SITEREC_API int siterec_replication_cycle(siterec_replication *r, siterec_cycle_
 	if (r->st.state == SITEREC_REPL_RESYNC || r->st.state == SITEREC_REPL_CRITICAL)
 		return sr_err(r->st.state == SITEREC_REPL_RESYNC ? SITEREC_ERESYNC : SITEREC_ECRITICAL,
 		              "replication cycle: VM %s is in state %s (%s): run a resync", r->vm_id,
-		              state_name(r->st.state), r->st.reason);
+		              siterec_replication_state_name(r->st.state), r->st.reason);
 	if (r->st.state != SITEREC_REPL_PROTECTED)
 		return sr_err(SITEREC_ESTATE, "replication cycle: VM %s is in state %s: run the initial "
-		              "replication first", r->vm_id, state_name(r->st.state));
+		              "replication first", r->vm_id, siterec_replication_state_name(r->st.state));
 	siterec_cycle_result res = { .version = SITEREC_CYCLE_RESULT_VERSION };
 	rc = classify(r, do_cut(r, 0, &res));
 	if (rc == 0 && result) {

@@ -927,6 +927,7 @@ static void resync_child(vm_fixture *f, int azure, int fd)
 	if (siterec_replication_open(&r, &f->vm, &o) || siterec_replication_resync(r, NULL))
 		child_end(f, 4);
 	siterec_replication_free(r);
+	siterec_store_free(o.store);
 	child_end(f, 0);
 }
 
@@ -963,6 +964,8 @@ static void resync(int azure)
 	siterec_replication_status s = { .version = SITEREC_REPLICATION_STATUS_VERSION };
 	must(siterec_replication_status_get(r, &s), "status");
 	assert_int_equal(s.state, SITEREC_REPL_RESYNC);
+	assert_string_equal(siterec_replication_state_name(s.state), "resync");
+	assert_null(siterec_replication_state_name(99));
 	assert_non_null(strstr(s.reason, "missing"));
 	th_assert_err(siterec_replication_cycle(r, &res), SITEREC_ERESYNC);
 	th_assert_err(siterec_replication_apply(r, 0, SITEREC_APPLY_NOW, NULL), SITEREC_ESTATE);
