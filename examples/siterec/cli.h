@@ -15,6 +15,13 @@ int cmd_points(int argc, char **argv);
 /* protect, replicate, status, verify (argv[0] names which) */
 int cmd_replication(int argc, char **argv);
 
+/* failover, cleanup-test, change-point, commit, cancel, resume, failover-status */
+int cmd_failover(int argc, char **argv);
+/* Open the protection recorded by `siterec protect` in state_dir (url, ca: NULL
+ * or overrides): its store, replication handle and VM id. 0, or prints and 2. */
+int cli_repl_open(const char *state_dir, const char *url, const char *ca, siterec_store **st,
+                  siterec_replication **r, char *vm_id, size_t cap);
+
 /* Print "siterec: what: <last error>" to stderr and return exit status 2. */
 int cli_fail(const char *what);
 /* Parse a 64-character hex key into 32 bytes; 0 on success. */

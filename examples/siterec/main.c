@@ -51,6 +51,16 @@ static void usage(FILE *f)
 	        "                        compare each replica at a point (default newest) with its\n"
 	        "                        source image: exit 0 equal, 1 differing extents listed;\n"
 	        "                        for a stopped workload (the source moves on after a cut)\n"
+	        "  failover URL VM --type test|planned|unplanned [--point P] [--disk-dir DIR]\n"
+	        "           [--nic NET[/SUBNET][@IP]] [--map SRC=TGT:SUBNET,...] [--vm-dir DIR] ...\n"
+	        "                        bring the VM up on the target side from a recovery point\n"
+	        "                        (test: isolated, replication untouched); see --help of it\n"
+	        "  cleanup-test URL VM   delete a test failover's VM and disks\n"
+	        "  change-point URL VM --point P   remake a failover not committed from another point\n"
+	        "  commit URL VM         make a failover final (every other point is deleted)\n"
+	        "  cancel URL VM         undo a failover not committed; replication may go on\n"
+	        "  resume URL VM         finish what a crash interrupted\n"
+	        "  failover-status URL VM [--json]   both failover slots of a VM\n"
 	        "  version               library version\n"
 	        "\n"
 	        "Encrypted logs: the key comes from SITEREC_LOG_KEY (64 hex digits).\n"
@@ -82,6 +92,10 @@ int main(int argc, char **argv)
 	else if (!strcmp(argv[1], "protect") || !strcmp(argv[1], "replicate") ||
 	         !strcmp(argv[1], "status") || !strcmp(argv[1], "verify") || !strcmp(argv[1], "resync"))
 		rc = cmd_replication(argc - 1, argv + 1);
+	else if (!strcmp(argv[1], "failover") || !strcmp(argv[1], "cleanup-test") ||
+	         !strcmp(argv[1], "change-point") || !strcmp(argv[1], "commit") || !strcmp(argv[1], "cancel") ||
+	         !strcmp(argv[1], "resume") || !strcmp(argv[1], "failover-status"))
+		rc = cmd_failover(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "version")) {
 		printf("libsiterec %s\n", siterec_version(NULL, NULL, NULL));
 		rc = 0;

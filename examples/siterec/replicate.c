@@ -378,6 +378,19 @@ static int open_repl(const common_args *a, vm_desc *d, siterec_store **st, siter
 	return rc;
 }
 
+int cli_repl_open(const char *state_dir, const char *url, const char *ca, siterec_store **st,
+                  siterec_replication **r, char *vm_id, size_t cap)
+{
+	common_args a = { .state_dir = state_dir, .url = url, .ca = ca };
+	vm_desc d;
+	int rc = open_repl(&a, &d, st, r);
+	if (rc == 0) {
+		snprintf(vm_id, cap, "%s", d.vm_id);
+		desc_free(&d);
+	}
+	return rc;
+}
+
 static int cmd_protect(int argc, char **argv)
 {
 	const char *pos[3];

@@ -43,10 +43,36 @@ static int open_url(siterec_store **st, const char *url, uint32_t flags, siterec
 	return cli_open_store(st, url, ca_file, flags, progress, payload);
 }
 
-/* Split URL/NAME[@SNAP] in place: *url, *name, *snap (NULL when absent). */
+/* Where NAME begins in an http(s) URL: after /ACCOUNT/CONTAINER on a path-style
+ * host (an IP address, localhost: the emulator), after /CONTAINER otherwise; so
+ * names may hold '/' ("vm1/disks/os"). NULL: not http(s), or too short. */
+static char *name_slash(char *arg)
+{
+	char *h = strstr(arg, "://");
+	if (!h || (strncmp(arg, "http://", 7) != 0 && strncmp(arg, "https://", 8) != 0))
+		return NULL;
+	h += 3;
+	char *p = strchr(h, '/');
+	if (!p)
+		return NULL;
+	int path_style = strncmp(h, "localhost", 9) == 0 || h[0] == '[';
+	if (!path_style) {
+		path_style = 1;
+		for (char *c = h; c < p && *c != ':'; c++)
+			path_style &= (*c >= '0' && *c <= '9') || *c == '.';
+	}
+	for (int seg = path_style ? 2 : 1; p && seg > 0; seg--)
+		p = strchr(p + 1, '/');
+	return p;
+}
+
+/* Split URL/NAME[@SNAP] in place: *url, *name, *snap (NULL when absent). On
+ * file:// the last '/' separates them. */
 static int split(char *arg, char **url, char **name, char **snap)
 {
-	char *slash = strrchr(arg, '/');
+	char *slash = name_slash(arg);
+	if (!slash)
+		slash = strrchr(arg, '/');
 	if (!slash || !slash[1] || slash == arg) {
 		fprintf(stderr, "siterec: '%s' is not URL/NAME\n", arg);
 		return -1;

@@ -195,12 +195,15 @@ typedef enum siterec_replication_state {
 	SITEREC_REPL_INITIAL = 1,       /**< initial replication pending or running */
 	SITEREC_REPL_PROTECTED = 2,     /**< delta cycles */
 	SITEREC_REPL_RESYNC = 3,        /**< a resync is needed (log lost, tracking lost) */
-	SITEREC_REPL_CRITICAL = 4       /**< a fatal failure; reason in the status */
+	SITEREC_REPL_CRITICAL = 4,      /**< a fatal failure; reason in the status */
+	SITEREC_REPL_FAILED_OVER = 5    /**< failed over (failover.h): replication stays stopped and
+	                                     siterec_replication_open() refuses the VM (SITEREC_ESTATE)
+	                                     until the failover is cancelled, or failback and reprotect */
 } siterec_replication_state;
 
 /**
  * The name of a siterec_replication_state, as the state document writes it
- * ("initial", "protected", "resync", "critical"); NULL for another value.
+ * ("initial", "protected", "resync", "critical", "failed-over"); NULL for another value.
  * @since 0.1
  */
 SITEREC_API const char *siterec_replication_state_name(uint32_t state);

@@ -231,6 +231,18 @@ SITEREC_API int siterec_rp_restore_at(siterec_rp_catalog *cat, int64_t time_ms, 
 SITEREC_API int siterec_rp_prune(siterec_rp_catalog *cat, int64_t now_ms, uint64_t retention_ms,
                                  const uint64_t *keep, size_t n_keep, uint64_t *pruned);
 
+/**
+ * Delete the points whose ids are listed (n_ids >= 1), the newest included
+ * (a failover's commit keeps only the point it used): as siterec_rp_prune()
+ * does, each one's document first, then the snapshots and logs that no
+ * remaining point references, then the sweep of leftovers. An id not in the
+ * catalogue is skipped. *deleted (may be NULL) gets the number of points
+ * deleted, also on failure. Errors as siterec_rp_prune(), SITEREC_EINVAL (no
+ * ids). @since 0.1
+ */
+SITEREC_API int siterec_rp_delete(siterec_rp_catalog *cat, const uint64_t *ids, size_t n_ids,
+                                  uint64_t *deleted);
+
 #ifdef __cplusplus
 }
 #endif

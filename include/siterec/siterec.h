@@ -13,5 +13,6 @@
 #include "rp.h"
 #include "journal.h"
 #include "replication.h"
+#include "failover.h"
 
 #endif /* SITEREC_H */

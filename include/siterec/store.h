@@ -308,6 +308,16 @@ SITEREC_API int siterec_store_lease_renew(siterec_store *store, const char *name
 SITEREC_API int siterec_store_lease_release(siterec_store *store, const char *name,
                                             const char *lease_id);
 
+/**
+ * Break the lease on a disk at once, whoever holds it (a failover taking over
+ * the replicas of a primary that may still be alive): the holder's next write,
+ * renewal or release fails with SITEREC_ELEASE, and the disk can be leased
+ * again at once. A disk with no active lease: success (nothing to break).
+ * SITEREC_ENOTFOUND when the disk does not exist, SITEREC_EINVAL for a
+ * document. @since 0.1
+ */
+SITEREC_API int siterec_store_lease_break(siterec_store *store, const char *name);
+
 /* ---- listing -------------------------------------------------------------- */
 
 /** Kinds of listed objects. */

@@ -30,6 +30,7 @@
 #include "siterec/rp.h"
 #include "siterec/tracker.h"
 #include "../store/store_internal.h"
+#include "repl_internal.h"
 
 #define REPL_FORMAT 2            /* 2: log shipping (applied_seq, base snapshots) */
 #define REPL_MAX_DISKS 64
@@ -144,13 +145,14 @@ SITEREC_API const char *siterec_replication_state_name(uint32_t s)
 	case SITEREC_REPL_PROTECTED: return "protected";
 	case SITEREC_REPL_RESYNC: return "resync";
 	case SITEREC_REPL_CRITICAL: return "critical";
+	case SITEREC_REPL_FAILED_OVER: return "failed-over";
 	default: return NULL;
 	}
 }
 
 static uint32_t state_parse(const char *s)
 {
-	for (uint32_t v = SITEREC_REPL_INITIAL; s && v <= SITEREC_REPL_CRITICAL; v++)
+	for (uint32_t v = SITEREC_REPL_INITIAL; s && v <= SITEREC_REPL_FAILED_OVER; v++)
 		if (strcmp(s, siterec_replication_state_name(v)) == 0)
 			return v;
 	return 0;
@@ -965,7 +967,11 @@ SITEREC_API int siterec_replication_open(siterec_replication **out, const sitere
 			rc = state_put(r, &s, 1);
 		}
 	} else if (rc == 0) {
-		if ((rc = state_load(r, 1)) == 0)
+		if ((rc = state_load(r, 1)) == 0 && r->st.state == SITEREC_REPL_FAILED_OVER)
+			rc = sr_err(SITEREC_ESTATE, "replication: VM %s has failed over (%s): replication stays "
+			            "stopped until the failover is cancelled, or the VM fails back and is "
+			            "protected again", r->vm_id, r->st.reason);
+		if (rc == 0)
 			rc = journal_open(r, r->added ? SITEREC_JOURNAL_ADD_DISKS : 0);
 		if (rc == SITEREC_EBUSY)
 			rc = sr_err(SITEREC_EBUSY, "replication: VM %s: %u disk(s) to add, and the VM's write path "
@@ -2098,6 +2104,8 @@ SITEREC_API int siterec_replication_resync(siterec_replication *r, siterec_cycle
  * that is still its bare header). */
 static int nothing_written(siterec_replication *r)
 {
+	if (r->n_pend)
+		return 0;   /* checkpoints shipped since the last point: a point must name them */
 	uint32_t n_join = joined(r);
 	if (n_join < r->n_prot && r->disks[r->prot[n_join]].copied)
 		return 0;   /* a disk added and copied joins at the next cycle */
@@ -2376,4 +2384,116 @@ SITEREC_API int siterec_replication_status_get(siterec_replication *r,
 	snprintf(status->reason, sizeof(status->reason), "%s",
 	         r->st.state >= SITEREC_REPL_RESYNC ? r->st.reason : "");
 	return 0;
+}
+
+/* ---- for the failover layer (repl_internal.h) ---- */
+
+static int view_get(siterec_store *st, const char *vm_id, cJSON **doc, char *etag, size_t cap, char *name,
+                    size_t name_cap)
+{
+	if (!id_ok(vm_id))
+		return sr_err(SITEREC_EINVAL, "VM id must be 1..64 of [A-Za-z0-9._-], not starting with '.'");
+	snprintf(name, name_cap, "%s/replication", vm_id);
+	void *data = NULL;
+	size_t len = 0;
+	int rc = siterec_store_doc_get(st, name, &data, &len, etag, cap);
+	if (rc == SITEREC_ENOTFOUND)
+		return sr_err(SITEREC_ENOTFOUND, "VM %s is not protected in this target (no %s)", vm_id, name);
+	if (rc)
+		return rc;
+	*doc = cJSON_ParseWithLength(data, len);
+	siterec_free(data);
+	const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(*doc, "format"),
+	            *ver = cJSON_GetObjectItemCaseSensitive(*doc, "version");
+	if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "siterec-replication") != 0) {
+		cJSON_Delete(*doc);
+		*doc = NULL;
+		return sr_err(SITEREC_ECORRUPT, "replication: state document %s is damaged", name);
+	}
+	if (!cJSON_IsNumber(ver) || ver->valuedouble != REPL_FORMAT) {
+		cJSON_Delete(*doc);
+		*doc = NULL;
+		return sr_err(SITEREC_EVERSION, "replication: state document %s is not of version %d", name,
+		              REPL_FORMAT);
+	}
+	return 0;
+}
+
+int sr_repl_view_read(siterec_store *st, const char *vm_id, sr_repl_view *v)
+{
+	memset(v, 0, sizeof(*v));
+	cJSON *o = NULL;
+	char name[REPL_ID_MAX + 16];
+	int rc = view_get(st, vm_id, &o, v->etag, sizeof(v->etag), name, sizeof(name));
+	if (rc)
+		return rc;
+	const cJSON *state = cJSON_GetObjectItemCaseSensitive(o, "state"),
+	            *reason = cJSON_GetObjectItemCaseSensitive(o, "reason"),
+	            *vname = cJSON_GetObjectItemCaseSensitive(o, "name"),
+	            *gen = cJSON_GetObjectItemCaseSensitive(o, "vm_generation"),
+	            *disks = cJSON_GetObjectItemCaseSensitive(o, "disks");
+	if (!cJSON_IsString(state) || !(v->state = state_parse(state->valuestring)) ||
+	    json_u64(o, "generation", &v->generation) || json_u64(o, "applied_point", &v->applied_point) ||
+	    !cJSON_IsNumber(gen) || (gen->valuedouble != 1 && gen->valuedouble != 2) ||
+	    !cJSON_IsArray(disks) || cJSON_GetArraySize(disks) < 1 || cJSON_GetArraySize(disks) > REPL_MAX_DISKS)
+		rc = sr_err(SITEREC_ECORRUPT, "replication: state document %s is damaged", name);
+	if (rc == 0) {
+		v->vm_generation = (uint32_t)gen->valuedouble;
+		snprintf(v->vm_name, sizeof(v->vm_name), "%s", cJSON_IsString(vname) ? vname->valuestring : vm_id);
+		if (cJSON_IsString(reason))
+			snprintf(v->reason, sizeof(v->reason), "%s", reason->valuestring);
+	}
+	for (int i = 0; rc == 0 && i < cJSON_GetArraySize(disks); i++) {
+		const cJSON *e = cJSON_GetArrayItem(disks, i);
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id"),
+		            *role = cJSON_GetObjectItemCaseSensitive(e, "role"),
+		            *ex = cJSON_GetObjectItemCaseSensitive(e, "excluded");
+		sr_repl_disk *d = &v->disks[v->n_disks];
+		if (!cJSON_IsString(id) || !id_ok(id->valuestring) || json_u64(e, "size", &d->size) ||
+		    !cJSON_IsString(role) || !cJSON_IsBool(ex)) {
+			rc = sr_err(SITEREC_ECORRUPT, "replication: state document %s is damaged (a disk)", name);
+			break;
+		}
+		if (cJSON_IsTrue(ex))
+			continue;
+		snprintf(d->id, sizeof(d->id), "%s", id->valuestring);
+		snprintf(d->replica, sizeof(d->replica), "%s/disks/%s", vm_id, id->valuestring);
+		d->role = strcmp(role->valuestring, "os") == 0 ? SITEREC_DISK_ROLE_OS : SITEREC_DISK_ROLE_DATA;
+		v->n_disks++;
+	}
+	cJSON_Delete(o);
+	return rc;
+}
+
+int sr_repl_view_set_state(siterec_store *st, const char *vm_id, uint64_t generation, uint32_t state,
+                           const char *reason)
+{
+	cJSON *o = NULL;
+	char name[REPL_ID_MAX + 16], etag[SITEREC_STORE_ETAG_MAX];
+	int rc = view_get(st, vm_id, &o, etag, sizeof(etag), name, sizeof(name));
+	if (rc)
+		return rc;
+	uint64_t gen = 0;
+	if (json_u64(o, "generation", &gen))
+		rc = sr_err(SITEREC_ECORRUPT, "replication: state document %s is damaged", name);
+	else if (gen != generation)
+		rc = sr_err(SITEREC_ECONFLICT, "replication: the state of VM %s moved on (generation %" PRIu64
+		            ", expected %" PRIu64 ")", vm_id, gen, generation);
+	char *text = NULL;
+	if (rc == 0) {
+		char g[24];
+		snprintf(g, sizeof(g), "%" PRIu64, gen + 1);
+		cJSON_ReplaceItemInObjectCaseSensitive(o, "generation", cJSON_CreateString(g));
+		cJSON_ReplaceItemInObjectCaseSensitive(o, "state", cJSON_CreateString(siterec_replication_state_name(state)));
+		cJSON_ReplaceItemInObjectCaseSensitive(o, "reason", cJSON_CreateString(reason ? reason : ""));
+		if (!(text = cJSON_PrintUnformatted(o)))
+			rc = sr_err(SITEREC_ENOMEM, "replication: out of memory");
+	}
+	if (rc == 0)
+		rc = siterec_store_doc_put(st, name, text, strlen(text), etag, NULL, 0);
+	if (rc == SITEREC_ECONFLICT)
+		rc = sr_err(SITEREC_ECONFLICT, "replication: the state of VM %s changed meanwhile", vm_id);
+	cJSON_free(text);
+	cJSON_Delete(o);
+	return rc;
 }

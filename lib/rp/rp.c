@@ -1696,20 +1696,39 @@ static int old_enough(int64_t cut, int64_t now, uint64_t retention)
 	return cut < now && (uint64_t)now - (uint64_t)cut > retention;
 }
 
-SITEREC_API int siterec_rp_prune(siterec_rp_catalog *cat, int64_t now_ms, uint64_t retention_ms,
-                                 const uint64_t *keep, size_t n_keep, uint64_t *pruned)
+static int id_listed(const uint64_t *ids, size_t n, uint64_t id)
+{
+	for (size_t k = 0; k < n; k++)
+		if (ids[k] == id)
+			return 1;
+	return 0;
+}
+
+/* Which points go: prune (retention, keep list, never the newest) or delete (a list). */
+typedef struct doom {
+	int by_list;
+	int64_t now_ms;
+	uint64_t retention_ms;
+	const uint64_t *ids;   /* prune: keep; delete: the ones to go */
+	size_t n_ids;
+} doom;
+
+static int doomed(const doom *d, const siterec_rp_catalog *cat, size_t i)
+{
+	const rp_pt *p = &cat->pts[i];
+	if (d->by_list)
+		return id_listed(d->ids, d->n_ids, p->id);
+	return i + 1 < cat->n && !id_listed(d->ids, d->n_ids, p->id) &&
+	       old_enough(p->cut_time_ms, d->now_ms, d->retention_ms);
+}
+
+static int points_drop(siterec_rp_catalog *cat, const doom *d, uint64_t *pruned)
 {
 	int rc;
 	uint64_t done = 0, newest_seq = 0;
 	rp_ref *refs = NULL, *lrefs = NULL;
 	size_t nrefs = 0, nlrefs = 0;
 	uint8_t *gone = NULL;
-	if (pruned)
-		*pruned = 0;
-	if ((rc = check_cat(cat, "recovery points prune")))
-		return rc;
-	if (n_keep && !keep)
-		return sr_err(SITEREC_EINVAL, "recovery points prune: keep is NULL with n_keep %zu", n_keep);
 	if ((rc = cat_refresh(cat)) || (rc = refs_build(cat, 0, &refs, &nrefs)) ||
 	    (rc = refs_build(cat, 1, &lrefs, &nlrefs)))
 		goto out;
@@ -1717,13 +1736,10 @@ SITEREC_API int siterec_rp_prune(siterec_rp_catalog *cat, int64_t now_ms, uint64
 		rc = sr_err(SITEREC_ENOMEM, "recovery points prune: out of memory");
 		goto out;
 	}
-	/* oldest first; the newest point always stays */
-	for (size_t i = 0; !rc && i + 1 < cat->n; i++) {
+	/* oldest first */
+	for (size_t i = 0; !rc && i < cat->n; i++) {
 		const rp_pt *p = &cat->pts[i];
-		size_t k = 0;
-		while (k < n_keep && keep[k] != p->id)
-			k++;
-		if (k < n_keep || !old_enough(p->cut_time_ms, now_ms, retention_ms))
+		if (!doomed(d, cat, i))
 			continue;
 		char name[256];
 		point_name(cat, p->id, name, sizeof(name));
@@ -1778,4 +1794,32 @@ out:
 	if (pruned)
 		*pruned = done;
 	return rc;
+}
+
+SITEREC_API int siterec_rp_prune(siterec_rp_catalog *cat, int64_t now_ms, uint64_t retention_ms,
+                                 const uint64_t *keep, size_t n_keep, uint64_t *pruned)
+{
+	int rc;
+	if (pruned)
+		*pruned = 0;
+	if ((rc = check_cat(cat, "recovery points prune")))
+		return rc;
+	if (n_keep && !keep)
+		return sr_err(SITEREC_EINVAL, "recovery points prune: keep is NULL with n_keep %zu", n_keep);
+	doom d = { 0, now_ms, retention_ms, keep, n_keep };
+	return points_drop(cat, &d, pruned);
+}
+
+SITEREC_API int siterec_rp_delete(siterec_rp_catalog *cat, const uint64_t *ids, size_t n_ids,
+                                  uint64_t *deleted)
+{
+	int rc;
+	if (deleted)
+		*deleted = 0;
+	if ((rc = check_cat(cat, "recovery points delete")))
+		return rc;
+	if (!ids || !n_ids)
+		return sr_err(SITEREC_EINVAL, "recovery points delete: no ids given");
+	doom d = { 1, 0, 0, ids, n_ids };
+	return points_drop(cat, &d, deleted);
 }

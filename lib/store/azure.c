@@ -1312,20 +1312,30 @@ static int is_guid(const char *s)
 	return 1;
 }
 
-static int az_lease_acquire(siterec_store *st, const char *name, uint32_t duration,
-                            const char *proposed, char *out, size_t cap)
+/* Leases fence disk writers; documents use If-Match (as on file://): EINVAL for
+ * anything but a page blob, ENOTFOUND when there is no blob. */
+static int lease_disk_check(siterec_store *st, const char *name, const char *what)
 {
-	char guid[40], dur[16], bt[24];
+	char bt[24];
 	uint64_t size;
-	if (proposed && !is_guid(proposed))
-		return sr_err(SITEREC_EINVAL, "lease acquire %s: Azure lease ids are GUIDs "
-		                              "(xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", name);
-	/* leases fence disk writers; documents use If-Match (as on file://) */
-	int rc = head(st, name, NULL, "lease acquire", &size, bt, sizeof(bt));
+	int rc = head(st, name, NULL, what, &size, bt, sizeof(bt));
 	if (rc)
 		return rc;
 	if (strcmp(bt, "PageBlob") != 0)
-		return sr_err(SITEREC_EINVAL, "lease acquire %s: not a disk (documents use If-Match)", name);
+		return sr_err(SITEREC_EINVAL, "%s %s: not a disk (documents use If-Match)", what, name);
+	return 0;
+}
+
+static int az_lease_acquire(siterec_store *st, const char *name, uint32_t duration,
+                            const char *proposed, char *out, size_t cap)
+{
+	char guid[40], dur[16];
+	if (proposed && !is_guid(proposed))
+		return sr_err(SITEREC_EINVAL, "lease acquire %s: Azure lease ids are GUIDs "
+		                              "(xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", name);
+	int rc = lease_disk_check(st, name, "lease acquire");
+	if (rc)
+		return rc;
 	if (!proposed) {
 		unsigned char b[16];
 		if ((rc = sr_random_bytes(b, sizeof(b))))
@@ -1356,17 +1366,25 @@ static int az_lease_acquire(siterec_store *st, const char *name, uint32_t durati
 	return 0;
 }
 
+/* Renew or release the lease id, or (id NULL) break whoever's lease at once. */
 static int lease_op(siterec_store *st, const char *name, const char *id, const char *action,
                     const char *what)
 {
 	az_req r = { .verb = "PUT", .name = name };
 	q_add(&r, "comp", "lease");
 	h_add(&r, "x-ms-lease-action", action);
-	h_add(&r, "x-ms-lease-id", id);
+	if (id)
+		h_add(&r, "x-ms-lease-id", id);
+	else
+		h_add(&r, "x-ms-lease-break-period", "0");
 	int rc = run(st, &r, what);
+	if (rc && !id && r.status == 409 && strcmp(r.code, "LeaseNotPresentWithLeaseOperation") == 0) {
+		siterec_error_clear();  /* no lease (never taken, released, expired): nothing to break */
+		return 0;
+	}
 	if (rc && (r.status == 409 || r.status == 412))
-		return sr_err_http(SITEREC_ELEASE, r.status, r.code, "lease %s %s: the lease is not held",
-		                   action, name);
+		return sr_err_http(SITEREC_ELEASE, r.status, r.code, "%s %s: the lease is not held", what,
+		                   name);
 	return rc;
 }
 
@@ -1377,7 +1395,18 @@ static int az_lease_renew(siterec_store *st, const char *name, const char *id)
 
 static int az_lease_release(siterec_store *st, const char *name, const char *id)
 {
-	return lease_op(st, name, id, "release", "lease release");
+	/* the service releases a broken lease (Broken -> Available) but does not renew
+	 * one: renewing first tells a holder whose lease was broken that it lost it */
+	int rc = lease_op(st, name, id, "renew", "lease release");
+	return rc ? rc : lease_op(st, name, id, "release", "lease release");
+}
+
+/* Break period 0: the lease is broken at once (202), the holder's id no longer
+ * writes or renews, and anyone may acquire it. */
+static int az_lease_break(siterec_store *st, const char *name)
+{
+	int rc = lease_disk_check(st, name, "lease break");
+	return rc ? rc : lease_op(st, name, NULL, "break", "lease break");
 }
 
 /* ---- listing ---- */
@@ -1462,6 +1491,22 @@ static void az_close(void *impl)
 	sr_free(a);
 }
 
+static int az_url(siterec_store *st, const char *name, char **out)
+{
+	const az *a = st->impl;
+	sbuf u = { 0 };
+	sb_put(&u, a->base);
+	sb_put(&u, a->prefix);
+	sb_put(&u, "/");
+	sb_enc(&u, name);
+	if (u.oom) {
+		sr_free(u.p);
+		return sr_err(SITEREC_ENOMEM, "store: out of memory");
+	}
+	*out = u.p;
+	return 0;
+}
+
 static const sr_store_ops az_ops = {
 	.name = "azure",
 	.close = az_close,
@@ -1483,7 +1528,9 @@ static const sr_store_ops az_ops = {
 	.lease_acquire = az_lease_acquire,
 	.lease_renew = az_lease_renew,
 	.lease_release = az_lease_release,
+	.lease_break = az_lease_break,
 	.list = az_list,
+	.url = az_url,
 };
 
 static char *dup_n(const char *s, size_t n)

@@ -1523,11 +1523,23 @@ static int file_lease_acquire(siterec_store *st, const char *name, uint32_t dura
 	return rc;
 }
 
+/* Remove the lease record of a locked disk directory (release, break). */
+static int lease_remove(const char *dir, const char *name, const char *what)
+{
+	char p[PATH_MAX];
+	join(p, dir, "lease");
+	if (unlink(p) != 0) {
+		int e = errno;
+		return sr_err_os(sr_errno_code(e), e, "lease %s %s: cannot remove", what, name);
+	}
+	return sr_fsync_dir_of(p);
+}
+
 /* Renew or release: both need the lease held by this id. */
 static int lease_change(siterec_store *st, const char *name, const char *id, int release)
 {
 	fstore *fs = st->impl;
-	char dir[PATH_MAX], p[PATH_MAX];
+	char dir[PATH_MAX];
 	const char *what = release ? "release" : "renew";
 	int lk = lease_begin(fs, name, dir);
 	if (lk < 0)
@@ -1541,14 +1553,7 @@ static int lease_change(siterec_store *st, const char *name, const char *id, int
 		cur.expiry = cur.duration ? (uint64_t)time(NULL) + cur.duration : 0;
 		rc = lease_write(dir, &cur);
 	} else if (rc == 1) {
-		join(p, dir, "lease");
-		rc = 0;
-		if (unlink(p) != 0) {
-			int e = errno;
-			rc = sr_err_os(sr_errno_code(e), e, "lease release %s: cannot remove", name);
-		} else {
-			rc = sr_fsync_dir_of(p);
-		}
+		rc = lease_remove(dir, name, what);
 	}
 	unlock_obj(lk);
 	return rc;
@@ -1562,6 +1567,23 @@ static int file_lease_renew(siterec_store *st, const char *name, const char *id)
 static int file_lease_release(siterec_store *st, const char *name, const char *id)
 {
 	return lease_change(st, name, id, 1);
+}
+
+/* Break: the record goes whatever its id (active or expired), under the disk's
+ * lock, so the holder's next write, renewal or release finds no lease. */
+static int file_lease_break(siterec_store *st, const char *name)
+{
+	fstore *fs = st->impl;
+	char dir[PATH_MAX];
+	int lk = lease_begin(fs, name, dir);
+	if (lk < 0)
+		return lk;
+	lease cur;
+	int rc = lease_read(dir, name, &cur);
+	if (rc == 1)
+		rc = lease_remove(dir, name, "break");
+	unlock_obj(lk);
+	return rc;
 }
 
 /* ---- listing ---- */
@@ -1697,5 +1719,6 @@ static const sr_store_ops file_ops = {
 	.lease_acquire = file_lease_acquire,
 	.lease_renew = file_lease_renew,
 	.lease_release = file_lease_release,
+	.lease_break = file_lease_break,
 	.list = file_list,
 };

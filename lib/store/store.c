@@ -702,6 +702,14 @@ SITEREC_API int siterec_store_lease_release(siterec_store *st, const char *name,
 	return st->ops->lease_release(st, name, lease_id);
 }
 
+SITEREC_API int siterec_store_lease_break(siterec_store *st, const char *name)
+{
+	int rc;
+	if ((rc = check_store(st, "lease break")) || (rc = check_name(name)))
+		return rc;
+	return st->ops->lease_break(st, name);
+}
+
 /* ---- listing ---- */
 
 SITEREC_API int siterec_store_list(siterec_store *st, const char *prefix, siterec_store_list_fn cb,
@@ -713,4 +721,15 @@ SITEREC_API int siterec_store_list(siterec_store *st, const char *prefix, sitere
 	if (!cb)
 		return sr_err(SITEREC_EINVAL, "store list: callback is NULL");
 	return st->ops->list(st, prefix ? prefix : "", cb, payload);
+}
+
+int sr_store_object_url(siterec_store *st, const char *name, char **out)
+{
+	int rc;
+	*out = NULL;
+	if ((rc = check_store(st, "object url")) || (rc = check_name(name)))
+		return rc;
+	if (!st->ops->url)
+		return sr_err(SITEREC_EUNSUPPORTED, "store: objects of a %s target have no URL", st->ops->name);
+	return st->ops->url(st, name, out);
 }

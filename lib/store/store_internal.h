@@ -62,7 +62,11 @@ struct sr_store_ops {
 	                     const char *proposed, char *out, size_t cap);
 	int (*lease_renew)(siterec_store *st, const char *name, const char *id);
 	int (*lease_release)(siterec_store *st, const char *name, const char *id);
+	/* whoever holds it; 0 when the disk has no active lease */
+	int (*lease_break)(siterec_store *st, const char *name);
 	int (*list)(siterec_store *st, const char *prefix, siterec_store_list_fn cb, void *payload);
+	/* The object's URL (no credentials: no SAS), from sr_malloc; NULL op: none. */
+	int (*url)(siterec_store *st, const char *name, char **out);
 };
 
 /* file:// backend: path is the absolute directory. */
@@ -70,6 +74,11 @@ int sr_store_file_open(siterec_store *st, const char *path);
 /* Azure Blob backend: url is https://ACCOUNT.blob.<suffix>/CONTAINER or path-style
  * http(s)://HOST:PORT/ACCOUNT/CONTAINER (scheme already checked by the front end). */
 int sr_store_azure_open(siterec_store *st, const char *url);
+
+/* The URL of object name (e.g. a disk blob a VM is created from), without
+ * credentials, into *out (free with sr_free); SITEREC_EUNSUPPORTED on a target
+ * whose objects have none (file://). */
+int sr_store_object_url(siterec_store *st, const char *name, char **out);
 
 /* Report progress through the options' callback; non-zero -> SITEREC_EABORTED. */
 int sr_store_progress(siterec_store *st, uint64_t done, uint64_t total);

@@ -1,7 +1,7 @@
 /* Storage layer through the public API, on the file:// target: URLs and options,
  * names, disks, the writer, snapshots (isolation, chains, space), documents with
- * compare-and-swap, leases (also between processes, and their expiry), listing,
- * progress, the merging writer. */
+ * compare-and-swap, leases (also between processes, their expiry and breaking),
+ * listing, progress, the merging writer. */
 #include "helpers.h"
 
 #include <fcntl.h>
@@ -576,6 +576,80 @@ static void test_leases(void **state)
 	th_tmpdir_remove(dir);
 }
 
+/* A failover breaks the lease of a holder that may still be alive: the holder's
+ * renewal, release and writes fail (a writer opened before the break too, and
+ * none of its data lands), and another holder leases the disk at once. */
+static void test_lease_break(void **state)
+{
+	(void)state;
+	char *dir = th_tmpdir();
+	siterec_store *st = open_store(dir);
+	char la[SITEREC_STORE_LEASE_MAX], lb[SITEREC_STORE_LEASE_MAX];
+	uint8_t b[512], got[512], zero[512];
+	memset(zero, 0, sizeof(zero));
+	th_assert_err(siterec_store_lease_break(NULL, "d"), SITEREC_EINVAL);
+	th_assert_err(siterec_store_lease_break(st, NULL), SITEREC_EINVAL);
+	th_assert_err(siterec_store_lease_break(st, "../d"), SITEREC_EINVAL);
+	th_assert_err(siterec_store_lease_break(st, "d"), SITEREC_ENOTFOUND);
+	assert_int_equal(siterec_store_disk_create(st, "d", MiB), 0);
+	/* nothing to break */
+	assert_int_equal(siterec_store_lease_break(st, "d"), 0);
+	assert_int_equal(siterec_store_lease_acquire(st, "d", 60, "holder-a", la, sizeof(la)), 0);
+	siterec_store_writer *wa = NULL, *w = NULL;
+	assert_int_equal(siterec_store_writer_open(&wa, st, "d", la), 0);
+	memset(b, 1, sizeof(b));
+	assert_int_equal(siterec_store_writer_write(wa, b, sizeof(b), 0), 0);
+	assert_int_equal(siterec_store_writer_finish(wa), 0);
+	/* another process breaks it: the holder is fenced at once */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		siterec_store *cs = open_store(dir);
+		int rc = siterec_store_lease_break(cs, "d");
+		siterec_store_free(cs);
+		siterec_store_writer_free(wa); /* the parent's copies: valgrind checks the child too */
+		siterec_store_free(st);
+		free(dir);
+		_exit(rc == 0 ? 0 : 1);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	th_assert_err(siterec_store_lease_renew(st, "d", la), SITEREC_ELEASE);
+	memset(b, 2, sizeof(b));
+	assert_int_equal(siterec_store_writer_write(wa, b, sizeof(b), 512), 0);
+	th_assert_err(siterec_store_writer_finish(wa), SITEREC_ELEASE);
+	siterec_store_writer_free(wa);
+	th_assert_err(siterec_store_writer_open(&w, st, "d", la), SITEREC_ELEASE);
+	assert_int_equal(siterec_store_read(st, "d", NULL, got, sizeof(got), 512), 0);
+	assert_memory_equal(got, zero, sizeof(got));
+	/* B takes it at once with its own id and writes; A stays out */
+	assert_int_equal(siterec_store_lease_acquire(st, "d", 60, "holder-b", lb, sizeof(lb)), 0);
+	assert_string_equal(lb, "holder-b");
+	th_assert_err(siterec_store_lease_release(st, "d", la), SITEREC_ELEASE);
+	th_assert_err(siterec_store_lease_renew(st, "d", la), SITEREC_ELEASE);
+	assert_int_equal(siterec_store_writer_open(&w, st, "d", lb), 0);
+	memset(b, 3, sizeof(b));
+	assert_int_equal(siterec_store_writer_write(w, b, sizeof(b), 512), 0);
+	assert_int_equal(siterec_store_writer_finish(w), 0);
+	siterec_store_writer_free(w);
+	assert_int_equal(siterec_store_read(st, "d", NULL, got, sizeof(got), 512), 0);
+	assert_memory_equal(got, b, sizeof(got));
+	/* a break right after acquire also fences a release; an infinite lease breaks too */
+	assert_int_equal(siterec_store_lease_break(st, "d"), 0);
+	th_assert_err(siterec_store_lease_release(st, "d", lb), SITEREC_ELEASE);
+	assert_int_equal(siterec_store_lease_acquire(st, "d", 0, NULL, la, sizeof(la)), 0);
+	assert_int_equal(siterec_store_lease_break(st, "d"), 0);
+	assert_int_equal(siterec_store_lease_break(st, "d"), 0);  /* broken already */
+	assert_int_equal(siterec_store_disk_delete(st, "d", 0, NULL), 0);
+	/* documents are not leased */
+	assert_int_equal(siterec_store_doc_put(st, "doc", "a", 1, NULL, NULL, 0), 0);
+	th_assert_err(siterec_store_lease_break(st, "doc"), SITEREC_EINVAL);
+	assert_int_equal(siterec_store_doc_delete(st, "doc", NULL), 0);
+	siterec_store_free(st);
+	th_tmpdir_remove(dir);
+}
+
 /* One writer kept open across snapshots and deletes: its cached chunk record must
  * notice every replacement (file systems reuse a freed inode number at once), so
  * ids are never reused and no change is lost to the next snapshot. */
@@ -862,6 +936,7 @@ int main(void)
 		cmocka_unit_test(test_docs),
 		cmocka_unit_test(test_leases),
 		cmocka_unit_test(test_lease_expiry),
+		cmocka_unit_test(test_lease_break),
 		cmocka_unit_test(test_snapshot_ids_one_writer),
 		cmocka_unit_test(test_snapshot_long_chain),
 		cmocka_unit_test(test_list),

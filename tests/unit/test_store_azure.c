@@ -1,7 +1,7 @@
 /* Storage layer on the Azure Blob target, through the public API, against a real
  * Azurite started by the group setup (scripts/azurite.sh): containers, page-blob
  * disks, the writer, ranges, snapshots, documents with compare-and-swap, leases
- * (and their expiry), listing, authentication errors, a delta log applied onto
+ * (their expiry and breaking), listing, authentication errors, a delta log applied onto
  * a blob, and the merging writer. */
 #include "helpers.h"
 
@@ -381,6 +381,75 @@ static void test_lease_expiry(void **state)
 	siterec_store_free(st);
 }
 
+/* A failover breaks the lease of a holder that may still be alive (break period
+ * 0): the holder's renewal and writes fail (a writer opened before the break
+ * too, and none of its data lands), and another holder leases the disk at once. */
+static void test_lease_break(void **state)
+{
+	(void)state;
+	siterec_store *st = open_az("leasebrk", SITEREC_STORE_CREATE);
+	const char *a = "aaaaaaaa-3333-4333-8333-333333333333";
+	const char *b = "bbbbbbbb-4444-4444-8444-444444444444";
+	char la[SITEREC_STORE_LEASE_MAX], lb[SITEREC_STORE_LEASE_MAX];
+	uint8_t buf[4096], got[4096], zero[4096];
+	memset(zero, 0, sizeof(zero));
+	th_assert_err(siterec_store_lease_break(NULL, "d"), SITEREC_EINVAL);
+	th_assert_err(siterec_store_lease_break(st, NULL), SITEREC_EINVAL);
+	th_assert_err(siterec_store_lease_break(st, "d"), SITEREC_ENOTFOUND);
+	assert_int_equal(siterec_store_disk_create(st, "d", MiB), 0);
+	/* nothing to break (the service answers 409 LeaseNotPresentWithLeaseOperation) */
+	assert_int_equal(siterec_store_lease_break(st, "d"), 0);
+	assert_int_equal(siterec_store_lease_acquire(st, "d", 60, a, la, sizeof(la)), 0);
+	siterec_store_writer *wa = NULL, *w = NULL;
+	assert_int_equal(siterec_store_writer_open(&wa, st, "d", la), 0);
+	th_fill(buf, sizeof(buf), 11);
+	assert_int_equal(siterec_store_writer_write(wa, buf, sizeof(buf), 0), 0);
+	assert_int_equal(siterec_store_writer_finish(wa), 0);
+	assert_int_equal(siterec_store_lease_break(st, "d"), 0);
+	th_assert_err(siterec_store_lease_renew(st, "d", la), SITEREC_ELEASE);
+	/* the writer opened before the break, and one opened after, are fenced */
+	th_fill(buf, sizeof(buf), 12);
+	assert_int_equal(siterec_store_writer_write(wa, buf, sizeof(buf), 4096), 0);
+	th_assert_err(siterec_store_writer_finish(wa), SITEREC_ELEASE);
+	siterec_store_writer_free(wa);
+	int rc = siterec_store_writer_open(&w, st, "d", la);
+	if (rc == 0) {
+		assert_int_equal(siterec_store_writer_write(w, buf, sizeof(buf), 4096), 0);
+		th_assert_err(siterec_store_writer_finish(w), SITEREC_ELEASE);
+		siterec_store_writer_free(w);
+	} else {
+		th_assert_err(rc, SITEREC_ELEASE);
+	}
+	assert_int_equal(siterec_store_read(st, "d", NULL, got, sizeof(got), 4096), 0);
+	assert_memory_equal(got, zero, sizeof(got));
+	/* B takes it at once with its own id and writes; A stays out */
+	assert_int_equal(siterec_store_lease_acquire(st, "d", 60, b, lb, sizeof(lb)), 0);
+	assert_string_equal(lb, b);
+	th_assert_err(siterec_store_lease_renew(st, "d", la), SITEREC_ELEASE);
+	th_assert_err(siterec_store_lease_release(st, "d", la), SITEREC_ELEASE);
+	assert_int_equal(siterec_store_writer_open(&w, st, "d", lb), 0);
+	assert_int_equal(siterec_store_writer_write(w, buf, sizeof(buf), 4096), 0);
+	assert_int_equal(siterec_store_writer_finish(w), 0);
+	siterec_store_writer_free(w);
+	assert_int_equal(siterec_store_read(st, "d", NULL, got, sizeof(got), 4096), 0);
+	assert_memory_equal(got, buf, sizeof(got));
+	/* a release right after the break fails too (nobody has leased it since) */
+	assert_int_equal(siterec_store_lease_break(st, "d"), 0);
+	th_assert_err(siterec_store_lease_release(st, "d", lb), SITEREC_ELEASE);
+	/* an infinite lease breaks too; breaking a broken lease is harmless */
+	assert_int_equal(siterec_store_lease_acquire(st, "d", 0, NULL, la, sizeof(la)), 0);
+	assert_int_equal(siterec_store_lease_break(st, "d"), 0);
+	assert_int_equal(siterec_store_lease_break(st, "d"), 0);
+	th_assert_err(siterec_store_lease_renew(st, "d", la), SITEREC_ELEASE);
+	th_assert_err(siterec_store_lease_release(st, "d", la), SITEREC_ELEASE);
+	assert_int_equal(siterec_store_disk_delete(st, "d", 0, NULL), 0);
+	/* documents are not leased */
+	assert_int_equal(siterec_store_doc_put(st, "m.json", "x", 1, NULL, NULL, 0), 0);
+	th_assert_err(siterec_store_lease_break(st, "m.json"), SITEREC_EINVAL);
+	assert_int_equal(siterec_store_doc_delete(st, "m.json", NULL), 0);
+	siterec_store_free(st);
+}
+
 typedef struct seen {
 	char names[32][64];
 	int kinds[32];
@@ -570,6 +639,7 @@ int main(void)
 		cmocka_unit_test(test_docs),
 		cmocka_unit_test(test_leases),
 		cmocka_unit_test(test_lease_expiry),
+		cmocka_unit_test(test_lease_break),
 		cmocka_unit_test(test_list),
 		cmocka_unit_test(test_dlog_apply),
 	};

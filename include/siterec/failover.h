@@ -1,0 +1,360 @@
+/*
+ * libsiterec — failover: bring a protected VM up on the target side from a
+ * recovery point, as a drill (test failover) or for real (planned or unplanned
+ * failover), then commit or cancel it.
+ *
+ * The library owns the order of the steps, the data movement and the state;
+ * everything that touches a real host is a callback of the caller: shut the
+ * source VM down, create and start the target VM, stop and delete it.
+ *
+ * Operations. A VM has two slots in its target, each a state document replaced
+ * with If-Match (doc/formats.md, "Failover"): "VM/failover-test" for a test
+ * failover, "VM/failover" for a planned or unplanned one, so a drill never
+ * blocks a real failover. Every step is recorded in the slot's document before
+ * it runs; after a crash at any instant, siterec_failover_resume() (from this
+ * host or another that opens the same target) finishes the operation, or
+ * finishes rolling it back when a cancel was under way. Nothing starts by
+ * itself: only a call starts an operation.
+ *
+ *  - Test failover (siterec_failover_test): the disks of the chosen point are
+ *    materialised as new, separate disks (never the live replicas), the target
+ *    VM is created with the isolated flag set, and replication goes on
+ *    undisturbed. siterec_failover_test_cleanup() deletes the VM (callback) and
+ *    exactly the disks the test made. A second test failover of the same VM
+ *    while one exists: SITEREC_EEXISTS.
+ *  - Planned failover (siterec_failover_run, SITEREC_FAILOVER_PLANNED), on the
+ *    source host with its replication handle: the shutdown callback stops the
+ *    source VM, a last cycle ships every write it made, and the VM fails over
+ *    from that point: no data is lost.
+ *  - Unplanned failover (SITEREC_FAILOVER_UNPLANNED), from any host: from the
+ *    point the caller chooses (siterec_point_choice).
+ *  A planned or unplanned failover first takes the VM over from its
+ *  replicator: the replication state document goes to SITEREC_REPL_FAILED_OVER
+ *  (its generation + 1, so a replicator's next state write fails with
+ *  SITEREC_ECONFLICT), and the writer leases on the replicas are broken and
+ *  taken by the failover (a replicator's next write or renewal fails with
+ *  SITEREC_ELEASE; siterec_replication_open() refuses a failed-over VM with
+ *  SITEREC_ESTATE). The newest point at that instant is the fence: a point an
+ *  old primary still adds after it (it may, until it notices, at most one
+ *  lease period) is never chosen, and commit deletes it. Until committed, the
+ *  point can be changed (the VM is deleted and made again from the other
+ *  point) or the failover cancelled (the VM and disks deleted, the replicas'
+ *  leases released and the state back to protected: replication can go on
+ *  from where it stood). Commit deletes every other point.
+ *
+ * Disks. On an Azure target with no disk_dir, the failover's disks are page
+ * blobs in the same container, "VM/test/DISK" or "VM/failover/DISK", each an
+ * attachable fixed VHD the size of its replica. With disk_dir (required on a
+ * file:// target), they are files DISK_DIR/DISK.raw or DISK_DIR/DISK.vhd (a
+ * fixed VHD, disk.h), as the caller chooses; DISK-test.raw or DISK-test.vhd for
+ * a test failover. Disk sizes are those protected.
+ *
+ * Generation and boot layout (the seed's rule: a generation 2 VM runs as
+ * generation 1 on Azure and becomes generation 2 again on failback):
+ *  - target SITEREC_TARGET_AZURE: the VM is generation 1: BIOS firmware, the OS
+ *    disk as the boot disk (IDE 0:0, the ARM template's osDisk), the data disks
+ *    on SCSI LUN 0, 1, ... in the VM's order; the disks are fixed VHDs whose
+ *    data part is a whole number of MiB. The source generation is recorded, so
+ *    a failback knows to restore it.
+ *  - target SITEREC_TARGET_HYPERV (a secondary Hyper-V site): the generation is
+ *    kept: generation 2 boots UEFI from SCSI 0:0, generation 1 BIOS from IDE 0:0.
+ *  siterec_failover_vm.generation and .firmware tell the create callback which.
+ *
+ * Networks: each of the VM's NICs names its source network and subnet; a map
+ * entry turns a source network into a target network with its subnets: the NIC
+ * gets the target subnet of the same name as its source subnet when the target
+ * network has one, else the entry's first subnet. A NIC whose network has no
+ * entry: SITEREC_EINVAL. A test failover connects every NIC to
+ * test_network / its first subnet instead when given, else to the mapped
+ * network, and always sets the isolated flag.
+ *
+ * Threading: one thread at a time per handle. Callbacks run on the calling thread.
+ */
+#ifndef SITEREC_FAILOVER_H
+#define SITEREC_FAILOVER_H
+
+#include "common.h"
+#include "store.h"
+#include "replication.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct siterec_failover siterec_failover;
+
+/** Kinds of failover; also the slot a function works on. */
+typedef enum siterec_failover_type {
+	SITEREC_FAILOVER_TEST = 1,       /**< a drill: isolated, replication undisturbed */
+	SITEREC_FAILOVER_PLANNED = 2,    /**< source shut down first: no data loss */
+	SITEREC_FAILOVER_UNPLANNED = 3   /**< the source is gone: from a chosen point */
+} siterec_failover_type;
+
+/** How the recovery point is chosen. */
+typedef enum siterec_point_how {
+	SITEREC_POINT_LATEST = 1,            /**< the newest point: every log shipped, applied to the new disks */
+	SITEREC_POINT_LATEST_PROCESSED = 2,  /**< the newest point the replicas hold (no log left to apply: fastest) */
+	SITEREC_POINT_LATEST_APP = 3,        /**< the newest app-consistent point */
+	SITEREC_POINT_ID = 4,                /**< the point whose id is id */
+	SITEREC_POINT_TIME = 5               /**< the disks as they were at time_ms (any point in time, rp.h) */
+} siterec_point_how;
+
+/** A choice of recovery point. */
+typedef struct siterec_point_choice {
+	uint32_t how;           /**< siterec_point_how */
+	uint32_t reserved;      /**< 0 */
+	uint64_t id;            /**< SITEREC_POINT_ID */
+	int64_t time_ms;        /**< SITEREC_POINT_TIME: ms since the epoch */
+} siterec_point_choice;
+
+/** Where the target VM runs. */
+typedef enum siterec_target_kind {
+	SITEREC_TARGET_AZURE = 1,    /**< generation 1, fixed VHD disks, an ARM template */
+	SITEREC_TARGET_HYPERV = 2    /**< a secondary site: generation kept */
+} siterec_target_kind;
+
+/** Disk files produced with disk_dir. */
+typedef enum siterec_disk_output {
+	SITEREC_OUTPUT_RAW = 1,      /**< DISK.raw */
+	SITEREC_OUTPUT_VHD = 2       /**< DISK.vhd, a fixed VHD */
+} siterec_disk_output;
+
+/** One NIC of the source VM. */
+typedef struct siterec_nic {
+	const char *network;     /**< source network (virtual switch / VM network) name */
+	const char *subnet;      /**< its subnet name, or NULL */
+	const char *ip;          /**< static IP to keep on the target, or NULL (dynamic) */
+} siterec_nic;
+
+/** Network mapping: one source network to a target network. */
+typedef struct siterec_network_map {
+	const char *source_network;
+	const char *target_network;
+	uint32_t n_subnets;              /**< >= 1 */
+	uint32_t reserved;               /**< 0 */
+	const char *const *subnets;      /**< the target network's subnets; [0] is the default */
+} siterec_network_map;
+
+#define SITEREC_FAILOVER_REQUEST_VERSION 1
+
+/**
+ * What to fail over to. Every string is copied into the operation's state
+ * (so a resume from another host has it); names are 1..64 characters, any
+ * UTF-8 except control characters and quotes.
+ */
+typedef struct siterec_failover_request {
+	unsigned int version;            /**< SITEREC_FAILOVER_REQUEST_VERSION */
+	uint32_t type;                   /**< siterec_failover_type (siterec_failover_run: PLANNED or UNPLANNED) */
+	siterec_point_choice point;      /**< ignored by a planned failover (its last point) */
+	uint32_t target;                 /**< siterec_target_kind; 0 = AZURE */
+	uint32_t output;                 /**< siterec_disk_output with disk_dir; 0 = VHD */
+	const char *disk_dir;            /**< directory for the disk files (created), or NULL (Azure: blobs) */
+	const char *vm_name;             /**< target VM name; NULL = the VM's name (its id when none),
+	                                      with "-test" appended for a test failover */
+	const char *vm_size;             /**< Azure size, NULL = "Standard_D2s_v3" */
+	const char *os_type;             /**< "Windows" or "Linux"; NULL = "Windows" */
+	const char *location;            /**< Azure region for the template; NULL = the resource group's */
+	uint32_t n_nics;
+	uint32_t n_networks;
+	const siterec_nic *nics;
+	const siterec_network_map *networks;
+	const char *test_network;        /**< test failover: the isolated network, or NULL */
+	const char *test_subnet;         /**< its subnet, or NULL (then "default") */
+} siterec_failover_request;
+
+#define SITEREC_FAILOVER_REQUEST_INIT \
+	{ SITEREC_FAILOVER_REQUEST_VERSION, 0, { 0, 0, 0, 0 }, 0, 0, NULL, NULL, NULL, NULL, NULL, 0, 0, \
+	  NULL, NULL, NULL, NULL }
+
+/** @since 0.1 */
+SITEREC_API int siterec_failover_request_init(siterec_failover_request *req, unsigned int version);
+
+/** One disk of the target VM, as the create callback sees it. */
+typedef struct siterec_failover_disk {
+	const char *id;          /**< the source disk's id */
+	const char *location;    /**< the blob's URL, or the file's path */
+	uint64_t size;           /**< bytes the VM sees (the protected size) */
+	uint32_t role;           /**< siterec_vm_disk_role */
+	uint32_t lun;            /**< OS disk 0 (its controller), data disks 0, 1, ... */
+} siterec_failover_disk;
+
+/** One NIC of the target VM: mapped. */
+typedef struct siterec_failover_nic {
+	const char *network;
+	const char *subnet;
+	const char *ip;          /**< or NULL */
+} siterec_failover_nic;
+
+#define SITEREC_FIRMWARE_BIOS 1u
+#define SITEREC_FIRMWARE_UEFI 2u
+
+/** The target VM to create (valid during the callback only). */
+typedef struct siterec_failover_vm {
+	unsigned int version;          /**< 1 */
+	uint32_t type;                 /**< siterec_failover_type */
+	const char *vm_id;             /**< the protected VM */
+	const char *name;              /**< the target VM's name */
+	uint32_t generation;           /**< 1 or 2 (rules at the top of this header) */
+	uint32_t source_generation;
+	uint32_t firmware;             /**< SITEREC_FIRMWARE_* */
+	uint32_t isolated;             /**< 1: test failover, keep it off the production network */
+	uint64_t point_id;             /**< the point the disks hold */
+	int64_t point_time_ms;         /**< its cut (SITEREC_POINT_TIME: the instant restored) */
+	uint32_t n_disks;
+	uint32_t n_nics;
+	const siterec_failover_disk *disks;   /**< the OS disk first */
+	const siterec_failover_nic *nics;
+	const char *vm_size;
+	const char *os_type;
+	const char *arm_template;      /**< SITEREC_TARGET_AZURE: a deployable ARM template (JSON), else NULL */
+} siterec_failover_vm;
+
+/** Create and start the target VM. May be called again for the same VM after a crash: an existing VM is success. */
+typedef int (*siterec_vm_start_fn)(const siterec_failover_vm *vm, void *payload);
+/** Stop and delete the target VM (not its disks). A VM that does not exist is success. */
+typedef int (*siterec_vm_remove_fn)(const siterec_failover_vm *vm, void *payload);
+/** Shut the source VM down (planned failover); return once it is off and wrote its last write. */
+typedef int (*siterec_vm_shutdown_fn)(const char *vm_id, void *payload);
+
+#define SITEREC_FAILOVER_OPTIONS_VERSION 1
+
+typedef struct siterec_failover_options {
+	unsigned int version;            /**< SITEREC_FAILOVER_OPTIONS_VERSION */
+	uint32_t flags;                  /**< 0 */
+	siterec_store *store;            /**< the target holding the VM's replicas and points; must outlive the handle */
+	const char *vm_id;
+	siterec_replication *replication;/**< planned failover: the source's replication handle, else NULL */
+	siterec_vm_start_fn start;       /**< required */
+	siterec_vm_remove_fn remove;     /**< required */
+	siterec_vm_shutdown_fn shutdown; /**< planned failover: required */
+	void *payload;                   /**< passed to the three callbacks */
+	siterec_progress_fn progress;    /**< bytes of disk materialised of the total, or NULL */
+	void *progress_payload;
+} siterec_failover_options;
+
+#define SITEREC_FAILOVER_OPTIONS_INIT \
+	{ SITEREC_FAILOVER_OPTIONS_VERSION, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
+
+/** @since 0.1 */
+SITEREC_API int siterec_failover_options_init(siterec_failover_options *opts, unsigned int version);
+
+/**
+ * Open the failover side of VM vm_id in store: reads its slots. Does not start
+ * or resume anything. SITEREC_ENOTFOUND when the VM was never protected there
+ * (no replication state document), the store's errors. @since 0.1
+ */
+SITEREC_API int siterec_failover_open(siterec_failover **out, const siterec_failover_options *opts);
+
+/** NULL accepted. Does not release what an operation holds (a failed-over VM keeps its leases). @since 0.1 */
+SITEREC_API void siterec_failover_free(siterec_failover *f);
+
+/**
+ * Start a test failover (req->type TEST or 0) and run it until the target VM is
+ * started. SITEREC_EEXISTS when a test failover exists, SITEREC_ENOTFOUND when
+ * no point fits the choice, SITEREC_EINVAL (request), SITEREC_EABORTED (a
+ * callback: the operation stays recorded; resume or clean it up). @since 0.1
+ */
+SITEREC_API int siterec_failover_test(siterec_failover *f, const siterec_failover_request *req);
+
+/** Delete the test failover's VM and disks, then its record. SITEREC_ENOTFOUND when there is none. @since 0.1 */
+SITEREC_API int siterec_failover_test_cleanup(siterec_failover *f);
+
+/**
+ * Planned or unplanned failover (req->type), run until the target VM is started
+ * (state SITEREC_FO_FAILED_OVER, not committed). Planned: needs the replication
+ * handle and the shutdown callback in the options (SITEREC_EINVAL); the shutdown
+ * is called, then replication cycles until a point holds every write (the
+ * handle is spent afterwards: free it). SITEREC_EEXISTS when a failover exists
+ * (resume, commit or cancel it first). @since 0.1
+ */
+SITEREC_API int siterec_failover_run(siterec_failover *f, const siterec_failover_request *req);
+
+/**
+ * Change the point of a failover not committed yet: the VM is removed, its
+ * disks made again from the new point, the VM started again. SITEREC_ESTATE
+ * when committed or when no failover is failed over. @since 0.1
+ */
+SITEREC_API int siterec_failover_change_point(siterec_failover *f, const siterec_point_choice *point);
+
+/**
+ * Commit the failover: every point but the one used is deleted (with its
+ * snapshots and logs) and the operation is final. SITEREC_ESTATE when there is
+ * no failed-over VM. @since 0.1
+ */
+SITEREC_API int siterec_failover_commit(siterec_failover *f);
+
+/**
+ * Cancel a failover not committed (type PLANNED/UNPLANNED slot): remove the VM,
+ * delete its disks, release the replicas and put replication back where it
+ * stood (SITEREC_REPL_PROTECTED: siterec_replication_open() works again).
+ * SITEREC_ESTATE once committed, SITEREC_ENOTFOUND when there is none. @since 0.1
+ */
+SITEREC_API int siterec_failover_cancel(siterec_failover *f);
+
+/**
+ * Finish whatever operation a crash interrupted, in both slots: an operation
+ * being started goes on to its target VM started, a cleanup, cancel, change or
+ * commit goes on to its end. A planned failover cut short before its last point
+ * needs the replication handle and shutdown callback in the options (else
+ * SITEREC_ESTATE; cancel it instead). *resumed (may be NULL) gets how many
+ * operations it advanced (0: nothing was interrupted). @since 0.1
+ */
+SITEREC_API int siterec_failover_resume(siterec_failover *f, uint32_t *resumed);
+
+/** Phases of an operation. */
+typedef enum siterec_failover_phase {
+	SITEREC_FO_NONE = 0,            /**< no operation in this slot */
+	SITEREC_FO_STARTING = 1,        /**< taking over, choosing the point (planned: shutting down, last cycle) */
+	SITEREC_FO_MATERIALISING = 2,   /**< making the disks */
+	SITEREC_FO_STARTING_VM = 3,     /**< the start callback */
+	SITEREC_FO_FAILED_OVER = 4,     /**< the target VM runs; not committed (test: the drill runs) */
+	SITEREC_FO_CHANGING = 5,        /**< changing the point: removing the VM and disks */
+	SITEREC_FO_COMMITTING = 6,      /**< deleting the other points */
+	SITEREC_FO_COMMITTED = 7,       /**< final */
+	SITEREC_FO_CANCELLING = 8       /**< cancel or test cleanup: removing the VM and disks */
+} siterec_failover_phase;
+
+/** Name of a phase ("none", "starting", ..., as the state document writes it); NULL otherwise. @since 0.1 */
+SITEREC_API const char *siterec_failover_phase_name(uint32_t phase);
+
+#define SITEREC_FAILOVER_STATUS_VERSION 1
+
+/** Where an operation stands (caller sets version). */
+typedef struct siterec_failover_status {
+	unsigned int version;         /**< SITEREC_FAILOVER_STATUS_VERSION */
+	uint32_t type;                /**< siterec_failover_type, 0 when the slot is empty */
+	uint32_t phase;               /**< siterec_failover_phase */
+	uint32_t n_disks;
+	uint64_t generation;          /**< of the slot's document */
+	uint64_t point_id;            /**< the point used (0 before it is chosen) */
+	int64_t point_time_ms;        /**< its cut, or the instant restored */
+	uint64_t fence_id;            /**< planned/unplanned: the newest point when the VM was taken over */
+	uint64_t bytes_written;       /**< disk bytes materialised (all point changes included) */
+	int64_t started_ms;           /**< when the operation began */
+	int64_t shutdown_ms;          /**< planned: when the shutdown callback was called, else 0 */
+	int64_t vm_started_ms;        /**< when the start callback returned, else 0 */
+	char vm_name[128];
+} siterec_failover_status;
+
+/**
+ * The slot's state, read from the target (another host may have moved it).
+ * type: SITEREC_FAILOVER_TEST for the test slot, PLANNED or UNPLANNED for the
+ * other. @since 0.1
+ */
+SITEREC_API int siterec_failover_status_get(siterec_failover *f, uint32_t type,
+                                            siterec_failover_status *status);
+
+/**
+ * The target VM's description of a slot's operation as a deployable ARM
+ * template (JSON: managed disks imported from the disks' VHD blob URLs, with
+ * hyperVGeneration V1, NICs in the mapped subnets, the VM attaching them),
+ * into *json (free with siterec_free()). SITEREC_ESTATE before the disks are
+ * made, SITEREC_EUNSUPPORTED for a Hyper-V target or disk files. @since 0.1
+ */
+SITEREC_API int siterec_failover_arm_template(siterec_failover *f, uint32_t type, char **json);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SITEREC_FAILOVER_H */
