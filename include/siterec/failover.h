@@ -87,7 +87,8 @@ typedef struct siterec_failover siterec_failover;
 typedef enum siterec_failover_type {
 	SITEREC_FAILOVER_TEST = 1,       /**< a drill: isolated, replication undisturbed */
 	SITEREC_FAILOVER_PLANNED = 2,    /**< source shut down first: no data loss */
-	SITEREC_FAILOVER_UNPLANNED = 3   /**< the source is gone: from a chosen point */
+	SITEREC_FAILOVER_UNPLANNED = 3,  /**< the source is gone: from a chosen point */
+	SITEREC_FAILOVER_FAILBACK = 4    /**< back to the on-premises side (siterec_failback_run) */
 } siterec_failover_type;
 
 /** How the recovery point is chosen. */
@@ -213,7 +214,11 @@ typedef struct siterec_failover_vm {
 typedef int (*siterec_vm_start_fn)(const siterec_failover_vm *vm, void *payload);
 /** Stop and delete the target VM (not its disks). A VM that does not exist is success. */
 typedef int (*siterec_vm_remove_fn)(const siterec_failover_vm *vm, void *payload);
-/** Shut the source VM down (planned failover); return once it is off and wrote its last write. */
+/**
+ * Shut a VM down and return once it is off and wrote its last write: the source
+ * VM (vm_id: the protected VM's id) in a planned failover, the failed-over VM
+ * (vm_id: its name on the target) in a failback. A VM that is off is success.
+ */
 typedef int (*siterec_vm_shutdown_fn)(const char *vm_id, void *payload);
 
 #define SITEREC_FAILOVER_OPTIONS_VERSION 1
@@ -311,7 +316,11 @@ typedef enum siterec_failover_phase {
 	SITEREC_FO_CHANGING = 5,        /**< changing the point: removing the VM and disks */
 	SITEREC_FO_COMMITTING = 6,      /**< deleting the other points */
 	SITEREC_FO_COMMITTED = 7,       /**< final */
-	SITEREC_FO_CANCELLING = 8       /**< cancel or test cleanup: removing the VM and disks */
+	SITEREC_FO_CANCELLING = 8,      /**< cancel or test cleanup: removing the VM and disks */
+	SITEREC_FO_SYNCING = 9,         /**< failback: copying what differs while the failed-over VM runs */
+	SITEREC_FO_SHUTTING_DOWN = 10,  /**< failback: the downtime begins (shutdown callback, last cut) */
+	SITEREC_FO_DELTA = 11,          /**< failback: copying the last changes */
+	SITEREC_FO_REPROTECTING = 12    /**< failback committed, reprotect under way */
 } siterec_failover_phase;
 
 /** Name of a phase ("none", "starting", ..., as the state document writes it); NULL otherwise. @since 0.1 */
@@ -334,12 +343,15 @@ typedef struct siterec_failover_status {
 	int64_t shutdown_ms;          /**< planned: when the shutdown callback was called, else 0 */
 	int64_t vm_started_ms;        /**< when the start callback returned, else 0 */
 	char vm_name[128];
+	uint64_t bytes_differing;     /**< failback, minimize downtime: bytes the checksums found differing */
+	uint64_t bytes_delta;         /**< failback: bytes written in the downtime phase */
 } siterec_failover_status;
 
 /**
  * The slot's state, read from the target (another host may have moved it).
  * type: SITEREC_FAILOVER_TEST for the test slot, PLANNED or UNPLANNED for the
- * other. @since 0.1
+ * failover, FAILBACK for the failback. For a planned failover and a failback,
+ * vm_started_ms - shutdown_ms is the downtime phase. @since 0.1
  */
 SITEREC_API int siterec_failover_status_get(siterec_failover *f, uint32_t type,
                                             siterec_failover_status *status);
@@ -352,6 +364,103 @@ SITEREC_API int siterec_failover_status_get(siterec_failover *f, uint32_t type,
  * made, SITEREC_EUNSUPPORTED for a Hyper-V target or disk files. @since 0.1
  */
 SITEREC_API int siterec_failover_arm_template(siterec_failover *f, uint32_t type, char **json);
+
+/* ---- failback and reprotect ------------------------------------------------
+ *
+ * After a committed failover the VM runs on the target side; a failback is a
+ * planned failover in the other direction, into the on-premises disks (the
+ * original images, raw or fixed VHD, written in place) or into new files (an
+ * alternate location), then the on-premises VM is started through the start
+ * callback (type SITEREC_FAILOVER_FAILBACK, the source generation restored:
+ * generation 2 boots UEFI from SCSI 0:0 again; it creates the VM when it does
+ * not exist). Its state is a third slot, "VM/failback", persisted as the
+ * others; siterec_failover_resume() finishes it.
+ *
+ *  - SITEREC_FAILBACK_MINIMIZE_DOWNTIME: while the failed-over VM keeps
+ *    running, each on-premises disk and its failed-over disk are checksummed
+ *    (XXH3-128 per block_size block: the failed-over side computes its own, so
+ *    only checksums and differing blocks cross) and the differing blocks copied;
+ *    then the downtime phase: the shutdown callback stops the failed-over VM and
+ *    only the writes it made since the comparison are copied. Tracked: when the
+ *    failed-over VM's write path writes through a journal (journal.h) at
+ *    journal_dir, opened with the failover's disks (ids and protected sizes,
+ *    any order) before its first write, those writes are read from the journal
+ *    (two rotations before the comparison; the downtime phase rotates once more
+ *    and copies the logs since). Scanned: without journal_dir, the downtime
+ *    phase checksums both disks again and copies what differs.
+ *  - SITEREC_FAILBACK_FULL: shutdown first, then every disk copied whole.
+ *
+ * siterec_failback_commit() removes the failed-over VM (remove callback) and
+ * its disks; siterec_failback_cancel() before that removes the on-premises VM
+ * when it was started and starts the failed-over VM again. Then
+ * siterec_failover_reprotect() hands the VM back to replication: the failover's
+ * leases are released, the replication state goes to SITEREC_REPL_RESYNC, and
+ * the slots' documents are deleted; the caller opens replication and runs
+ * siterec_replication_resync(), which compares each replica with the disk that
+ * came back and writes only the blocks that differ (no full copy).
+ */
+
+/** Failback modes. */
+typedef enum siterec_failback_mode {
+	SITEREC_FAILBACK_MINIMIZE_DOWNTIME = 1,
+	SITEREC_FAILBACK_FULL = 2
+} siterec_failback_mode;
+
+/** Where a disk fails back to. */
+typedef struct siterec_failback_disk {
+	const char *id;          /**< a disk of the failover (the protected disk's id) */
+	const char *path;        /**< the on-premises image (raw or fixed VHD, at least the protected size) */
+} siterec_failback_disk;
+
+#define SITEREC_FAILBACK_ALTERNATE 0x1u  /**< the paths are new files, created (a fixed VHD when the name
+                                              ends in .vhd, else raw); SITEREC_EEXISTS if one exists */
+
+#define SITEREC_FAILBACK_REQUEST_VERSION 1
+
+typedef struct siterec_failback_request {
+	unsigned int version;            /**< SITEREC_FAILBACK_REQUEST_VERSION */
+	uint32_t mode;                   /**< siterec_failback_mode */
+	uint32_t flags;                  /**< SITEREC_FAILBACK_* */
+	uint32_t block_size;             /**< checksum block, a power of two 512..1 MiB; 0 = 4096 */
+	uint32_t n_disks;                /**< every disk of the failover, once */
+	uint32_t reserved;               /**< 0 */
+	const siterec_failback_disk *disks;
+	const char *journal_dir;         /**< the failed-over VM's journal, or NULL (scanned) */
+	const char *vm_name;             /**< the on-premises VM's name; NULL = the protected VM's name */
+} siterec_failback_request;
+
+#define SITEREC_FAILBACK_REQUEST_INIT { SITEREC_FAILBACK_REQUEST_VERSION, 0, 0, 0, 0, 0, NULL, NULL, NULL }
+
+/** @since 0.1 */
+SITEREC_API int siterec_failback_request_init(siterec_failback_request *req, unsigned int version);
+
+/**
+ * Fail back a committed failover (SITEREC_ESTATE otherwise), until the
+ * on-premises VM is started. Needs the shutdown callback in the options
+ * (SITEREC_EINVAL). SITEREC_EEXISTS when a failback exists, SITEREC_EINVAL
+ * (request: a disk missing or named twice, a path too short, bad mode or block
+ * size), SITEREC_EUNSUPPORTED (an image that cannot be written: VHDX, dynamic VHD),
+ * SITEREC_EABORTED (a callback; the failback stays recorded: resume or cancel it).
+ * @since 0.1
+ */
+SITEREC_API int siterec_failback_run(siterec_failover *f, const siterec_failback_request *req);
+
+/** Commit the failback: the failed-over VM and its disks are deleted. SITEREC_ESTATE before it ran. @since 0.1 */
+SITEREC_API int siterec_failback_commit(siterec_failover *f);
+
+/**
+ * Cancel a failback not committed: the on-premises VM is removed when it was
+ * started, the failed-over VM started again when it was shut down, the record
+ * deleted (the on-premises disks keep what was copied: a later failback copies
+ * only what differs). SITEREC_ESTATE once committed. @since 0.1
+ */
+SITEREC_API int siterec_failback_cancel(siterec_failover *f);
+
+/**
+ * After a committed failback: give the VM back to replication (see above).
+ * SITEREC_ESTATE before the failback is committed. @since 0.1
+ */
+SITEREC_API int siterec_failover_reprotect(siterec_failover *f);
 
 #ifdef __cplusplus
 }

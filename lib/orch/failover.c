@@ -16,129 +16,25 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
-
-#include "internal.h"
+#include "orch_internal.h"
 #include "siterec/disk.h"
-#include "siterec/failover.h"
-#include "siterec/rp.h"
 #include "../store/store_internal.h"
 #include "../replication/repl_internal.h"
-
-#define FO_FORMAT 1
-#define FO_DOC_MAX (4u << 20)
-#define FO_MAX_NICS 32
-#define FO_MAX_NETWORKS 256
-#define FO_MAX_SUBNETS 256
-
-enum { SLOT_TEST = 0, SLOT_FO = 1 };
 
 static const size_t fo_opt_sizes[] = { 0, sizeof(siterec_failover_options) };
 static const size_t fo_req_sizes[] = { 0, sizeof(siterec_failover_request) };
 
-typedef struct slot {
-	cJSON *doc;                          /* NULL: the slot is empty */
-	char etag[SITEREC_STORE_ETAG_MAX];
-	char name[96];
-} slot;
-
-struct siterec_failover {
-	siterec_failover_options o;
-	char vm[72];
-	int file_target;                     /* a file:// store: disk files only */
-	siterec_rp_catalog *cat;
-	slot s[2];
-};
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* ---- JSON fields (64-bit values as decimal strings, as in every state document) ---- */
-
-static uint64_t j_u64(const cJSON *o, const char *k)
-{
-	const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, k);
-	return cJSON_IsString(n) ? strtoull(n->valuestring, NULL, 10) : 0;
-}
-
-static int64_t j_i64(const cJSON *o, const char *k)
-{
-	const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, k);
-	return cJSON_IsString(n) ? strtoll(n->valuestring, NULL, 10) : 0;
-}
-
-static const char *j_str(const cJSON *o, const char *k)
-{
-	const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, k);
-	return cJSON_IsString(n) ? n->valuestring : NULL;
-}
-
-static uint32_t j_num(const cJSON *o, const char *k)
-{
-	const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, k);
-	return cJSON_IsNumber(n) && n->valuedouble >= 0 && n->valuedouble <= UINT32_MAX ? (uint32_t)n->valuedouble : 0;
-}
-
-static int j_true(const cJSON *o, const char *k)
-{
-	return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, k));
-}
-
-/* The setters replace or add; a failed allocation leaves the old value and is
- * caught when the document is printed (cJSON returns NULL on any hole). */
-static void j_put(cJSON *o, const char *k, cJSON *v)
-{
-	if (!v)
-		return;
-	if (cJSON_GetObjectItemCaseSensitive(o, k))
-		cJSON_ReplaceItemInObjectCaseSensitive(o, k, v);
-	else
-		cJSON_AddItemToObject(o, k, v);
-}
-
-static void j_set_u64(cJSON *o, const char *k, uint64_t v)
-{
-	char b[24];
-	snprintf(b, sizeof(b), "%" PRIu64, v);
-	j_put(o, k, cJSON_CreateString(b));
-}
-
-static void j_set_i64(cJSON *o, const char *k, int64_t v)
-{
-	char b[24];
-	snprintf(b, sizeof(b), "%" PRId64, v);
-	j_put(o, k, cJSON_CreateString(b));
-}
-
-static void j_set_str(cJSON *o, const char *k, const char *v)
-{
-	j_put(o, k, v ? cJSON_CreateString(v) : cJSON_CreateNull());
-}
-
-static void j_set_num(cJSON *o, const char *k, uint32_t v)
-{
-	j_put(o, k, cJSON_CreateNumber(v));
-}
-
-static void j_set_bool(cJSON *o, const char *k, int v)
-{
-	j_put(o, k, cJSON_CreateBool(v));
-}
-
 /* ---- names ---- */
 
-static const char *const phase_names[] = { "none", "starting", "materialising", "starting-vm",
-	                                   "failed-over", "changing", "committing", "committed",
-	                                   "cancelling" };
-static const char *const type_names[] = { NULL, "test", "planned", "unplanned" };
+const char *const fo_phase_names[] = { "none", "starting", "materialising", "starting-vm", "failed-over",
+	                               "changing", "committing", "committed", "cancelling", "syncing",
+	                               "shutting-down", "delta", "reprotecting" };
+const char *const fo_type_names[] = { NULL, "test", "planned", "unplanned", "failback" };
+#define N_PHASES (sizeof(fo_phase_names) / sizeof(fo_phase_names[0]))
 
 SITEREC_API const char *siterec_failover_phase_name(uint32_t phase)
 {
-	return phase < sizeof(phase_names) / sizeof(phase_names[0]) ? phase_names[phase] : NULL;
+	return phase < N_PHASES ? fo_phase_names[phase] : NULL;
 }
 
 static uint32_t name_index(const char *const *names, size_t n, const char *s)
@@ -149,19 +45,19 @@ static uint32_t name_index(const char *const *names, size_t n, const char *s)
 	return 0;
 }
 
-static uint32_t phase_of(const cJSON *doc)
+uint32_t phase_of(const cJSON *doc)
 {
-	return name_index(phase_names, sizeof(phase_names) / sizeof(phase_names[0]), j_str(doc, "phase"));
+	return name_index(fo_phase_names, N_PHASES, j_str(doc, "phase"));
 }
 
-static uint32_t type_of(const cJSON *doc)
+uint32_t type_of(const cJSON *doc)
 {
-	return name_index(type_names, 4, j_str(doc, "type"));
+	return name_index(fo_type_names, 5, j_str(doc, "type"));
 }
 
 /* Names the caller gives for the target: printable, no quotes or backslash (they
  * go into ARM template expressions), 1..64 bytes. */
-static int name_ok(const char *s)
+int name_ok(const char *s)
 {
 	size_t n = s ? strlen(s) : 0;
 	if (n < 1 || n > 64)
@@ -191,7 +87,7 @@ SITEREC_API void siterec_failover_free(siterec_failover *f)
 	if (!f)
 		return;
 	siterec_rp_free(f->cat);
-	for (int k = 0; k < 2; k++)
+	for (int k = 0; k < 3; k++)
 		cJSON_Delete(f->s[k].doc);
 	sr_free(f);
 }
@@ -228,6 +124,7 @@ SITEREC_API int siterec_failover_open(siterec_failover **out, const siterec_fail
 		f->file_target = strcmp(f->o.store->ops->name, "file") == 0;
 		snprintf(f->s[SLOT_TEST].name, sizeof(f->s[0].name), "%s/failover-test", f->vm);
 		snprintf(f->s[SLOT_FO].name, sizeof(f->s[1].name), "%s/failover", f->vm);
+		snprintf(f->s[SLOT_FB].name, sizeof(f->s[2].name), "%s/failback", f->vm);
 		rc = siterec_rp_open(&f->cat, f->o.store, f->vm);
 	}
 	if (rc) {
@@ -240,7 +137,7 @@ SITEREC_API int siterec_failover_open(siterec_failover **out, const siterec_fail
 
 /* ---- the slots' documents ---- */
 
-static int slot_load(siterec_failover *f, int k)
+int slot_load(siterec_failover *f, int k)
 {
 	slot *s = &f->s[k];
 	cJSON_Delete(s->doc);
@@ -279,7 +176,7 @@ static int slot_load(siterec_failover *f, int k)
 
 /* Write the slot's document: generation + 1, If-Match on what we read (create-only
  * for a new one), so two hosts driving one operation cannot both go on. */
-static int slot_save(siterec_failover *f, int k)
+int slot_save(siterec_failover *f, int k)
 {
 	slot *s = &f->s[k];
 	j_set_u64(s->doc, "generation", j_u64(s->doc, "generation") + 1);
@@ -294,9 +191,9 @@ static int slot_save(siterec_failover *f, int k)
 	return rc;
 }
 
-static void set_phase(cJSON *doc, uint32_t phase)
+void set_phase(cJSON *doc, uint32_t phase)
 {
-	j_set_str(doc, "phase", phase_names[phase]);
+	j_set_str(doc, "phase", fo_phase_names[phase]);
 }
 
 /* ---- the request ---- */
@@ -424,7 +321,7 @@ static int request_json(siterec_failover *f, const siterec_failover_request *req
 	return 0;
 }
 
-static void guid(char *out, size_t cap)
+void guid(char *out, size_t cap)
 {
 	uint8_t b[16] = { 0 };
 	if (sr_random_bytes(b, sizeof(b)) != 0) {   /* never fails in practice; the time is unique enough */
@@ -436,36 +333,59 @@ static void guid(char *out, size_t cap)
 	         b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
-static int op_create(siterec_failover *f, int k, uint32_t type, const siterec_failover_request *req)
+cJSON *doc_new(const siterec_failover *f, uint32_t type)
 {
-	if (!req)
-		return sr_err(SITEREC_EINVAL, "failover: the request is NULL");
-	cJSON *rq = NULL;
-	int rc = request_json(f, req, type, &rq);
-	if (rc)
-		return rc;
-	sr_repl_view *v = sr_calloc(1, sizeof(*v));
-	if (!v) {
-		cJSON_Delete(rq);
-		return sr_err(SITEREC_ENOMEM, "failover: out of memory");
-	}
-	if ((rc = sr_repl_view_read(f->o.store, f->vm, v)) != 0) {
-		cJSON_Delete(rq);
-		sr_free(v);
-		return rc;
-	}
 	cJSON *d = cJSON_CreateObject();
-	if (!d) {
-		cJSON_Delete(rq);
-		sr_free(v);
-		return sr_err(SITEREC_ENOMEM, "failover: out of memory");
-	}
+	if (!d)
+		return NULL;
 	j_set_str(d, "format", "siterec-failover");
 	j_set_num(d, "version", FO_FORMAT);
 	j_set_str(d, "vm", f->vm);
 	j_set_u64(d, "generation", 0);
-	j_set_str(d, "type", type_names[type]);
+	j_set_str(d, "type", fo_type_names[type]);
 	set_phase(d, SITEREC_FO_STARTING);
+	j_set_i64(d, "started_ms", now_ms());
+	cJSON_AddItemToObject(d, "disks", cJSON_CreateArray());
+	return d;
+}
+
+int slot_create(siterec_failover *f, int k, cJSON *doc)
+{
+	slot *s = &f->s[k];
+	cJSON_Delete(s->doc);
+	s->doc = doc;
+	s->etag[0] = '\0';   /* create-only */
+	int rc = slot_save(f, k);
+	if (rc == SITEREC_ECONFLICT)
+		rc = sr_err(SITEREC_EEXISTS, "failover: VM %s has a %s operation already (another host started "
+		            "one meanwhile)", f->vm, k == SLOT_TEST ? "test failover" : k == SLOT_FB ? "failback"
+		            : "failover");
+	if (rc) {
+		cJSON_Delete(s->doc);
+		s->doc = NULL;
+	}
+	return rc;
+}
+
+static int op_create(siterec_failover *f, int k, uint32_t type, const siterec_failover_request *req)
+{
+	if (!req)
+		return sr_err(SITEREC_EINVAL, "failover: the request is NULL");
+	cJSON *rq = NULL, *d = NULL;
+	int rc = request_json(f, req, type, &rq);
+	if (rc)
+		return rc;
+	sr_repl_view *v = sr_calloc(1, sizeof(*v));
+	if (!v || !(d = doc_new(f, type)))
+		rc = sr_err(SITEREC_ENOMEM, "failover: out of memory");
+	if (rc == 0)
+		rc = sr_repl_view_read(f->o.store, f->vm, v);
+	if (rc) {
+		cJSON_Delete(rq);
+		cJSON_Delete(d);
+		sr_free(v);
+		return rc;
+	}
 	char name[160];
 	const char *given = j_str(rq, "vm_name");
 	if (given)
@@ -482,22 +402,8 @@ static int op_create(siterec_failover *f, int k, uint32_t type, const siterec_fa
 	char lease[SITEREC_STORE_LEASE_MAX];
 	guid(lease, sizeof(lease));
 	j_set_str(d, "lease", type == SITEREC_FAILOVER_TEST ? "" : lease);
-	j_set_i64(d, "started_ms", now_ms());
-	cJSON_AddItemToObject(d, "disks", cJSON_CreateArray());
 	sr_free(v);
-	slot *s = &f->s[k];
-	cJSON_Delete(s->doc);
-	s->doc = d;
-	s->etag[0] = '\0';   /* create-only */
-	rc = slot_save(f, k);
-	if (rc == SITEREC_ECONFLICT)
-		rc = sr_err(SITEREC_EEXISTS, "failover: VM %s has a %s operation already (another host started "
-		            "one meanwhile)", f->vm, k == SLOT_TEST ? "test failover" : "failover");
-	if (rc) {
-		cJSON_Delete(s->doc);
-		s->doc = NULL;
-	}
-	return rc;
+	return slot_create(f, k, d);
 }
 
 /* ---- the target VM ---- */
@@ -738,7 +644,7 @@ SITEREC_API int siterec_failover_arm_template(siterec_failover *f, uint32_t type
 	uint32_t ph = phase_of(doc);
 	if (ph < SITEREC_FO_STARTING_VM || ph == SITEREC_FO_CHANGING || ph == SITEREC_FO_CANCELLING)
 		return sr_err(SITEREC_ESTATE, "failover ARM template: the disks are not made (phase %s)",
-		              phase_names[ph]);
+		              fo_phase_names[ph]);
 	if (j_num(cJSON_GetObjectItemCaseSensitive(doc, "request"), "target") != SITEREC_TARGET_AZURE ||
 	    !blob_output(doc))
 		return sr_err(SITEREC_EUNSUPPORTED, "failover ARM template: only for an Azure target with the "
@@ -756,7 +662,7 @@ SITEREC_API int siterec_failover_arm_template(siterec_failover *f, uint32_t type
 
 /* ---- steps ---- */
 
-static int cb_fail(int cb, const char *what, const siterec_failover *f)
+int cb_fail(int cb, const char *what, const siterec_failover *f)
 {
 	int rc = sr_err_callback(cb, what);
 	sr_log(SITEREC_LOG_WARN, "failover of %s: %s failed (%d); the operation stays recorded: resume, "
@@ -764,7 +670,7 @@ static int cb_fail(int cb, const char *what, const siterec_failover *f)
 	return rc;
 }
 
-static int vm_call(siterec_failover *f, int k, int start)
+int vm_call(siterec_failover *f, int k, int start)
 {
 	vm_desc d;
 	int rc = vm_build(f, k, &d);
@@ -805,7 +711,7 @@ static int take_over(siterec_failover *f, int k)
 		j_set_num(doc, "repl_state_before", v->state);   /* a cancel puts it back */
 		if ((rc = slot_save(f, k)) == 0) {
 			char why[200];
-			snprintf(why, sizeof(why), "%s failover to %.64s", type_names[type_of(doc)], j_str(doc, "vm_name"));
+			snprintf(why, sizeof(why), "%s failover to %.64s", fo_type_names[type_of(doc)], j_str(doc, "vm_name"));
 			rc = sr_repl_view_set_state(f->o.store, f->vm, v->generation, SITEREC_REPL_FAILED_OVER, why);
 		}
 	}
@@ -1122,7 +1028,7 @@ static int step_vm(siterec_failover *f, int k)
 }
 
 /* Remove the VM (when one may exist) and every disk output. */
-static int undo_outputs(siterec_failover *f, int k)
+int undo_outputs(siterec_failover *f, int k)
 {
 	cJSON *doc = f->s[k].doc, *disks = cJSON_GetObjectItemCaseSensitive(doc, "disks");
 	int rc = 0;
@@ -1245,6 +1151,12 @@ static int advance(siterec_failover *f, int k)
 		if (!f->s[k].doc)
 			return 0;
 		int rc;
+		if (k == SLOT_FB) {
+			int stable = 0;
+			if ((rc = fb_step(f, phase_of(f->s[k].doc), &stable)) != 0 || stable)
+				return rc;
+			continue;
+		}
 		switch (phase_of(f->s[k].doc)) {
 		case SITEREC_FO_STARTING: rc = step_start(f, k); break;
 		case SITEREC_FO_MATERIALISING: rc = step_disks(f, k); break;
@@ -1261,7 +1173,7 @@ static int advance(siterec_failover *f, int k)
 
 /* ---- the calls ---- */
 
-static int check_f(const siterec_failover *f, const char *what)
+int check_f(const siterec_failover *f, const char *what)
 {
 	return f ? 0 : sr_err(SITEREC_EINVAL, "%s: handle is NULL", what);
 }
@@ -1275,7 +1187,7 @@ SITEREC_API int siterec_failover_test(siterec_failover *f, const siterec_failove
 		return sr_err(SITEREC_EINVAL, "test failover: request type %u is not TEST", req->type);
 	if (f->s[SLOT_TEST].doc)
 		return sr_err(SITEREC_EEXISTS, "test failover: VM %s has a test failover already (%s): clean it "
-		              "up first", f->vm, phase_names[phase_of(f->s[SLOT_TEST].doc)]);
+		              "up first", f->vm, fo_phase_names[phase_of(f->s[SLOT_TEST].doc)]);
 	if ((rc = op_create(f, SLOT_TEST, SITEREC_FAILOVER_TEST, req)) != 0)
 		return rc;
 	return advance(f, SLOT_TEST);
@@ -1293,7 +1205,7 @@ static int cancel_slot(siterec_failover *f, int k, const char *what)
 	uint32_t ph = phase_of(f->s[k].doc);
 	if (ph == SITEREC_FO_COMMITTING || ph == SITEREC_FO_COMMITTED)
 		return sr_err(SITEREC_ESTATE, "%s: the failover of %s is %s: it cannot be cancelled", what, f->vm,
-		              phase_names[ph]);
+		              fo_phase_names[ph]);
 	if (ph != SITEREC_FO_CANCELLING) {
 		set_phase(f->s[k].doc, SITEREC_FO_CANCELLING);
 		if ((rc = slot_save(f, k)) != 0)
@@ -1327,7 +1239,7 @@ SITEREC_API int siterec_failover_run(siterec_failover *f, const siterec_failover
 		return rc;
 	if (f->s[SLOT_FO].doc)
 		return sr_err(SITEREC_EEXISTS, "failover: VM %s has a %s failover already (%s): %s", f->vm,
-		              type_names[type_of(f->s[SLOT_FO].doc)], phase_names[phase_of(f->s[SLOT_FO].doc)],
+		              fo_type_names[type_of(f->s[SLOT_FO].doc)], fo_phase_names[phase_of(f->s[SLOT_FO].doc)],
 		              phase_of(f->s[SLOT_FO].doc) == SITEREC_FO_COMMITTED ? "it is committed"
 		              : "resume, commit or cancel it first");
 	if ((rc = op_create(f, SLOT_FO, type, req)) != 0)
@@ -1347,7 +1259,7 @@ static int fo_in(siterec_failover *f, const char *what, uint32_t allowed)
 		return sr_err(SITEREC_ENOTFOUND, "%s: VM %s has no failover", what, f->vm);
 	uint32_t ph = phase_of(f->s[SLOT_FO].doc);
 	if (!(allowed & PH(ph)))
-		return sr_err(SITEREC_ESTATE, "%s: the failover of %s is %s", what, f->vm, phase_names[ph]);
+		return sr_err(SITEREC_ESTATE, "%s: the failover of %s is %s", what, f->vm, fo_phase_names[ph]);
 	return 0;
 }
 
@@ -1391,7 +1303,7 @@ SITEREC_API int siterec_failover_resume(siterec_failover *f, uint32_t *resumed)
 	int rc = check_f(f, "failover resume");
 	if (resumed)
 		*resumed = 0;
-	for (int k = 0; rc == 0 && k < 2; k++) {
+	for (int k = 0; rc == 0 && k < 3; k++) {
 		if ((rc = slot_load(f, k)) != 0 || !f->s[k].doc)
 			continue;
 		uint32_t ph = phase_of(f->s[k].doc);
@@ -1410,9 +1322,10 @@ SITEREC_API int siterec_failover_status_get(siterec_failover *f, uint32_t type, 
 		return sr_err(SITEREC_EINVAL, "failover status: handle or status is NULL");
 	if (st->version < 1)
 		return sr_err(SITEREC_EVERSION, "failover status: version %u is not supported", st->version);
-	if (type < SITEREC_FAILOVER_TEST || type > SITEREC_FAILOVER_UNPLANNED)
+	if (type < SITEREC_FAILOVER_TEST || type > SITEREC_FAILOVER_FAILBACK)
 		return sr_err(SITEREC_EINVAL, "failover status: type %u is not a failover type", type);
-	int k = type == SITEREC_FAILOVER_TEST ? SLOT_TEST : SLOT_FO, rc = slot_load(f, k);
+	int k = type == SITEREC_FAILOVER_TEST ? SLOT_TEST : type == SITEREC_FAILOVER_FAILBACK ? SLOT_FB : SLOT_FO;
+	int rc = slot_load(f, k);
 	if (rc)
 		return rc;
 	const cJSON *doc = f->s[k].doc;
@@ -1432,6 +1345,8 @@ SITEREC_API int siterec_failover_status_get(siterec_failover *f, uint32_t type, 
 		s.shutdown_ms = j_i64(doc, "shutdown_ms");
 		s.vm_started_ms = j_i64(doc, "vm_started_ms");
 		snprintf(s.vm_name, sizeof(s.vm_name), "%s", j_str(doc, "vm_name") ? j_str(doc, "vm_name") : "");
+		s.bytes_differing = j_u64(doc, "bytes_differing");
+		s.bytes_delta = j_u64(doc, "bytes_delta");
 	}
 	memcpy(st, &s, sizeof(s));
 	return 0;

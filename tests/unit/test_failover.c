@@ -63,17 +63,23 @@ static void *poll_main(void *arg)
 	return NULL;
 }
 
-static void fx_write1(fx *f, uint64_t *rng)
+/* One random write of 512 B .. 32 KiB through journal j (disks in fixture order). */
+static void fx_write1_j(siterec_journal *j, uint64_t *rng)
 {
 	static __thread uint8_t buf[32 * KiB];
 	uint32_t d = (uint32_t)(th_rand(rng) % N_DISKS);
 	uint64_t len = 512 * (1 + th_rand(rng) % 64);
 	uint64_t off = 512 * (th_rand(rng) % ((sizes[d] - len) / 512 + 1));
 	th_fill(buf, len, th_rand(rng));
-	int rc = siterec_journal_write(f->jw, d, buf, len, off);
+	int rc = siterec_journal_write(j, d, buf, len, off);
 	if (rc)
 		fprintf(stderr, "journal write: %s\n", siterec_error_last()->message);
 	assert_int_equal(rc, 0);
+}
+
+static void fx_write1(fx *f, uint64_t *rng)
+{
+	fx_write1_j(f->jw, rng);
 }
 
 static void fx_writes(fx *f, unsigned n)
@@ -227,11 +233,33 @@ typedef struct hv {
 	int fail_start;
 	char *arm;
 	fx *source;           /* the shutdown callback stops its writer */
+	struct foside *fo;    /* the failed-over VM's write path, stopped by its shutdown */
+	uint32_t last_type, last_gen, last_fw;
 } hv;
 
+/* The VM on the failed-over side writing its disks (files or blobs) through a
+ * journal, so that failback can ship only its writes. */
+typedef struct foside {
+	fx *f;
+	siterec_journal *jw;
+	char *jdir;
+	siterec_disk *disk[N_DISKS];          /* file outputs */
+	siterec_store_writer *w[N_DISKS];     /* blob outputs */
+	pthread_t writer;
+	int writing;                          /* atomic */
+	unsigned writes;
+	uint64_t rng;
+} foside;
+
+/* The marker of a VM: on-premises ones (failback) apart from the target's. */
 static void vm_file(const hv *h, const char *name, char *buf, size_t cap)
 {
 	snprintf(buf, cap, "%s/%s", h->dir, name);
+}
+
+static void vm_file_of(const hv *h, const siterec_failover_vm *vm, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s/%s%s", h->dir, vm->name, vm->type == SITEREC_FAILOVER_FAILBACK ? "@onprem" : "");
 }
 
 static int hv_start(const siterec_failover_vm *vm, void *payload)
@@ -254,8 +282,11 @@ static int hv_start(const siterec_failover_vm *vm, void *payload)
 	}
 	free(h->arm);
 	h->arm = vm->arm_template ? strdup(vm->arm_template) : NULL;
+	h->last_type = vm->type;
+	h->last_gen = vm->generation;
+	h->last_fw = vm->firmware;
 	char p[4300];
-	vm_file(h, vm->name, p, sizeof(p));
+	vm_file_of(h, vm, p, sizeof(p));
 	int fd = open(p, O_CREAT | O_WRONLY, 0644);
 	if (fd < 0)
 		return -1;
@@ -268,15 +299,105 @@ static int hv_remove(const siterec_failover_vm *vm, void *payload)
 	hv *h = payload;
 	h->removes++;
 	char p[4300];
-	vm_file(h, vm->name, p, sizeof(p));
+	vm_file_of(h, vm, p, sizeof(p));
 	return unlink(p) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+static int fo_write_cb(const void *buf, size_t len, uint64_t off, void *payload)
+{
+	void **target = payload;   /* [0]: disk or NULL, [1]: writer */
+	if (target[0])
+		return siterec_disk_write(target[0], buf, len, off);
+	int rc = siterec_store_writer_write(target[1], buf, len, off);
+	return rc ? rc : siterec_store_writer_finish(target[1]);
+}
+
+static void *fo_main(void *arg)
+{
+	foside *s = arg;
+	while (__atomic_load_n(&s->writing, __ATOMIC_ACQUIRE)) {
+		fx_write1_j(s->jw, &s->rng);
+		s->writes++;
+		usleep(300);
+	}
+	return NULL;
+}
+
+static void *fo_targets[N_DISKS][2];
+
+/* Open the failed-over VM's write path on the failover's disks; start = 1: a
+ * thread keeps writing until fo_stop. */
+static void fo_start(foside *s, fx *f, int start)
+{
+	memset(s, 0, sizeof(*s));
+	s->f = f;
+	s->rng = 0x5eed;
+	s->jdir = th_path(f->dir, "fojournal");
+	siterec_journal_disk jd[N_DISKS];
+	for (int i = 0; i < N_DISKS; i++) {
+		if (f->azure) {
+			char name[128];
+			snprintf(name, sizeof(name), "vm-1/failover-disks/%s", ids[i]);
+			must(siterec_store_writer_open(&s->w[i], f->st, name, NULL), "failover disk writer");
+		} else {
+			char leaf[64];
+			snprintf(leaf, sizeof(leaf), "%s.vhd", ids[i]);
+			char *p = th_path(f->out_dir, leaf);
+			siterec_disk_options o = SITEREC_DISK_OPTIONS_INIT;
+			o.flags = SITEREC_DISK_OPEN_WRITE;
+			must(siterec_disk_open(&s->disk[i], p, &o), "failover disk open");
+			free(p);
+		}
+		fo_targets[i][0] = s->disk[i];
+		fo_targets[i][1] = s->w[i];
+		jd[i] = (siterec_journal_disk){ .id = ids[i], .size = sizes[i], .write = fo_write_cb,
+		                                .write_payload = fo_targets[i] };
+	}
+	siterec_journal_options jo = SITEREC_JOURNAL_OPTIONS_INIT;
+	jo.flags = SITEREC_JOURNAL_WRITER | SITEREC_JOURNAL_CREATE;
+	jo.n_disks = N_DISKS;
+	jo.disks = jd;
+	must(siterec_journal_open(&s->jw, s->jdir, &jo), "failed-over journal");
+	if (start) {
+		__atomic_store_n(&s->writing, 1, __ATOMIC_RELEASE);
+		assert_int_equal(pthread_create(&s->writer, NULL, fo_main, s), 0);
+	}
+}
+
+/* The failed-over VM shuts down: its writes stop, its write path closes. */
+static void fo_stop(foside *s)
+{
+	if (__atomic_exchange_n(&s->writing, 0, __ATOMIC_ACQ_REL))
+		pthread_join(s->writer, NULL);
+	siterec_journal_free(s->jw);
+	s->jw = NULL;
+	for (int i = 0; i < N_DISKS; i++) {
+		if (s->w[i])
+			must(siterec_store_writer_finish(s->w[i]), "failover disk writer finish");
+		siterec_store_writer_free(s->w[i]);
+		siterec_disk_free(s->disk[i]);
+		s->w[i] = NULL;
+		s->disk[i] = NULL;
+	}
+}
+
+static void fo_free(foside *s)
+{
+	fo_stop(s);
+	free(s->jdir);
 }
 
 static int hv_shutdown(const char *vm_id, void *payload)
 {
 	hv *h = payload;
 	h->shutdowns++;
-	assert_string_equal(vm_id, "vm-1");
+	if (strcmp(vm_id, "vm-1") != 0) {   /* the failed-over VM (failback): stopped, not deleted */
+		assert_non_null(h->fo);
+		fo_stop(h->fo);
+		char p[4300];
+		vm_file(h, vm_id, p, sizeof(p));
+		return unlink(p) == 0 || errno == ENOENT ? 0 : -1;
+	}
 	if (__atomic_exchange_n(&h->source->writing, 0, __ATOMIC_ACQ_REL))
 		pthread_join(h->source->writer, NULL);
 	return 0;
@@ -720,6 +841,308 @@ static void crash(void **state)
 	fx_teardown(&f);
 }
 
+/* ---- failback, reprotect, and failover again ---- */
+
+/* The failover's disks as they are now. */
+static copy fo_copy(fx *f)
+{
+	copy c;
+	for (int i = 0; i < N_DISKS; i++) {
+		assert_non_null(c.d[i] = malloc(sizes[i]));
+		if (f->azure) {
+			char name[128];
+			snprintf(name, sizeof(name), "vm-1/failover-disks/%s", ids[i]);
+			must(siterec_store_read(f->st, name, NULL, c.d[i], sizes[i], 0), "read a failover disk");
+		} else {
+			char leaf[64];
+			snprintf(leaf, sizeof(leaf), "%s.vhd", ids[i]);
+			char *p = th_path(f->out_dir, leaf);
+			int fd = open(p, O_RDONLY);
+			assert_true(fd >= 0);
+			assert_int_equal(pread(fd, c.d[i], sizes[i], 0), (ssize_t)sizes[i]);
+			close(fd);
+			free(p);
+		}
+	}
+	return c;
+}
+
+/* Each image (raw, or fixed VHD: data first) holds c. */
+static void check_paths(char *const *paths, const copy *c, const char *what)
+{
+	for (int i = 0; i < N_DISKS; i++) {
+		uint8_t *b = malloc(sizes[i]);
+		assert_non_null(b);
+		int fd = open(paths[i], O_RDONLY);
+		assert_true(fd >= 0);
+		assert_int_equal(pread(fd, b, sizes[i], 0), (ssize_t)sizes[i]);
+		close(fd);
+		if (memcmp(b, c->d[i], sizes[i]) != 0)
+			fail_msg("%s: %s differs from the failed-over disk", what, paths[i]);
+		free(b);
+	}
+}
+
+/* Point the fixture's VM (and its write path) at other images. */
+static void fx_repoint(fx *f, char *const *paths)
+{
+	for (int i = 0; i < N_DISKS; i++) {
+		close(f->fd[i]);
+		free(f->path[i]);
+		f->path[i] = strdup(paths[i]);
+		assert_true((f->fd[i] = open(paths[i], O_RDWR)) >= 0);
+		f->disks[i].path = f->path[i];
+	}
+}
+
+static void e2e(int azure, uint32_t mode, int alternate)
+{
+	fx f;
+	siterec_replication *r = NULL;
+	char tag[64];
+	snprintf(tag, sizeof(tag), "e2e%u%s", mode, alternate ? "alt" : "");
+	fx_setup(&f, azure, tag, &r);
+	foside side;
+	hv h = { .dir = f.hv_dir, .source = &f, .fo = &side };
+	copy c1, c2;
+	fx_writes(&f, 30);
+	uint64_t p1 = cycle_copy(&f, r, &c1);
+	fx_writes(&f, 30);
+	cycle_copy(&f, r, &c2);
+	siterec_failover *fo = fo_open(&f, f.st, &h, NULL);
+
+	/* a drill, then the disaster: an older point, changed to the latest, committed */
+	siterec_failover_request q = request(&f, SITEREC_FAILOVER_TEST, SITEREC_POINT_LATEST, 0);
+	must(siterec_failover_test(fo, &q), "test failover");
+	check_outputs(&f, 1, &c2);
+	must(siterec_failover_test_cleanup(fo), "test cleanup");
+	q = request(&f, SITEREC_FAILOVER_UNPLANNED, SITEREC_POINT_ID, p1);
+	must(siterec_failover_run(fo, &q), "unplanned failover");
+	check_outputs(&f, 0, &c1);
+	siterec_point_choice ch = { .how = SITEREC_POINT_LATEST };
+	must(siterec_failover_change_point(fo, &ch), "change point");
+	check_outputs(&f, 0, &c2);
+	siterec_failback_request early = SITEREC_FAILBACK_REQUEST_INIT;
+	early.mode = SITEREC_FAILBACK_FULL;
+	th_assert_err(siterec_failback_run(fo, &early), SITEREC_ESTATE);   /* not committed yet */
+	must(siterec_failover_commit(fo), "commit");
+	th_assert_err(siterec_failback_commit(fo), SITEREC_ENOTFOUND);
+	siterec_replication_free(r);
+	fx_journal_close(&f);   /* the primary site is down */
+
+	/* the failed-over VM works, and keeps working during the failback's comparison */
+	fo_start(&side, &f, 0);
+	for (int i = 0; i < 60; i++)
+		fx_write1_j(side.jw, &side.rng);
+	__atomic_store_n(&side.writing, 1, __ATOMIC_RELEASE);
+	assert_int_equal(pthread_create(&side.writer, NULL, fo_main, &side), 0);
+	usleep(30 * 1000);
+	char *paths[N_DISKS];
+	siterec_failback_disk fbd[N_DISKS];
+	for (int i = 0; i < N_DISKS; i++) {
+		char leaf[64];
+		snprintf(leaf, sizeof(leaf), "back-%s.%s", ids[i], i ? "raw" : "vhd");
+		paths[i] = alternate ? th_path(f.dir, leaf) : strdup(f.path[i]);
+		fbd[i] = (siterec_failback_disk){ .id = ids[1 - i], .path = NULL };
+	}
+	for (int i = 0; i < N_DISKS; i++)   /* any order */
+		fbd[i].path = paths[1 - i];
+	siterec_failback_request b = SITEREC_FAILBACK_REQUEST_INIT;
+	b.mode = mode;
+	b.flags = alternate ? SITEREC_FAILBACK_ALTERNATE : 0;
+	b.n_disks = N_DISKS;
+	b.disks = fbd;
+	b.journal_dir = side.jdir;
+	if (!azure && mode == SITEREC_FAILBACK_MINIMIZE_DOWNTIME) {   /* bad requests change nothing */
+		siterec_failback_request x = b;
+		th_assert_err(siterec_failback_run(fo, NULL), SITEREC_EINVAL);
+		x.mode = 9;
+		th_assert_err(siterec_failback_run(fo, &x), SITEREC_EINVAL);
+		x = b;
+		x.block_size = 1000;
+		th_assert_err(siterec_failback_run(fo, &x), SITEREC_EINVAL);
+		x = b;
+		x.n_disks = 1;
+		th_assert_err(siterec_failback_run(fo, &x), SITEREC_EINVAL);
+		siterec_failback_disk twice[N_DISKS] = { fbd[0], fbd[0] };
+		x = b;
+		x.disks = twice;
+		th_assert_err(siterec_failback_run(fo, &x), SITEREC_EINVAL);
+		x = b;
+		x.flags = SITEREC_FAILBACK_ALTERNATE;   /* the originals exist */
+		th_assert_err(siterec_failback_run(fo, &x), SITEREC_EEXISTS);
+		siterec_failback_disk gone[N_DISKS] = { fbd[0], { ids[0], "/nonexistent/disk.raw" } };
+		x = b;
+		x.disks = gone;
+		th_assert_err(siterec_failback_run(fo, &x), SITEREC_ENOTFOUND);
+		x = b;
+		x.version = 0;
+		th_assert_err(siterec_failback_run(fo, &x), SITEREC_EVERSION);
+		assert_int_equal(phase(fo, SITEREC_FAILOVER_FAILBACK), SITEREC_FO_NONE);
+		th_assert_err(siterec_failback_cancel(fo), SITEREC_ENOTFOUND);
+		th_assert_err(siterec_failover_reprotect(fo), SITEREC_ENOTFOUND);
+	}
+	must(siterec_failback_run(fo, &b), "failback");
+	assert_true(side.writes > 0);
+	copy cf = fo_copy(&f);   /* the failed-over disks after its shutdown */
+	check_paths(paths, &cf, "failback");
+	assert_int_equal(h.last_type, SITEREC_FAILOVER_FAILBACK);
+	assert_int_equal(h.last_gen, 2);   /* generation 2 again */
+	assert_int_equal(h.last_fw, SITEREC_FIRMWARE_UEFI);
+	assert_true(vm_exists(&h, "web@onprem"));
+	assert_false(vm_exists(&h, "web"));   /* shut down */
+	siterec_failover_status s = { .version = SITEREC_FAILOVER_STATUS_VERSION };
+	must(siterec_failover_status_get(fo, SITEREC_FAILOVER_FAILBACK, &s), "failback status");
+	assert_int_equal(s.phase, SITEREC_FO_FAILED_OVER);
+	assert_true(s.shutdown_ms > 0 && s.vm_started_ms >= s.shutdown_ms);
+	if (mode == SITEREC_FAILBACK_FULL) {
+		assert_int_equal(s.bytes_delta, sizes[0] + sizes[1]);
+		assert_int_equal(s.bytes_differing, 0);
+	} else {
+		assert_true(s.bytes_differing > 0 && s.bytes_differing < sizes[0] + sizes[1]);
+		/* the writes made during the comparison come from the journal in the downtime phase */
+		assert_true(s.bytes_delta > 0 && s.bytes_delta < s.bytes_differing);
+	}
+	th_assert_err(siterec_failback_run(fo, &b), SITEREC_EEXISTS);
+	th_assert_err(siterec_failover_reprotect(fo), SITEREC_ESTATE);
+	must(siterec_failback_commit(fo), "failback commit");
+	assert_true(outputs_gone(&f, 0));
+	must(siterec_failback_commit(fo), "failback commit again");
+	th_assert_err(siterec_failback_cancel(fo), SITEREC_ESTATE);
+
+	/* reprotect: replication takes up again, copying only what differs */
+	must(siterec_failover_reprotect(fo), "reprotect");
+	assert_int_equal(phase(fo, SITEREC_FAILOVER_UNPLANNED), SITEREC_FO_NONE);
+	assert_int_equal(phase(fo, SITEREC_FAILOVER_FAILBACK), SITEREC_FO_NONE);
+	fx_repoint(&f, paths);
+	siterec_replication_options o = repl_opts(&f, 0);
+	must(siterec_replication_open(&r, &f.vm, &o), "replication after reprotect");
+	fx_journal(&f);
+	siterec_replication_status rs = { .version = SITEREC_REPLICATION_STATUS_VERSION };
+	must(siterec_replication_status_get(r, &rs), "replication status");
+	assert_int_equal(rs.state, SITEREC_REPL_RESYNC);
+	siterec_cycle_result res = { .version = SITEREC_CYCLE_RESULT_VERSION };
+	must(siterec_replication_resync(r, &res), "resync");
+	assert_true(res.bytes_shipped > 0 && res.bytes_shipped < sizes[0] + sizes[1]);
+	fx_writes(&f, 20);
+	copy c3;
+	cycle_copy(&f, r, &c3);
+	/* and a failover again gives the disks as they are now */
+	q = request(&f, SITEREC_FAILOVER_UNPLANNED, SITEREC_POINT_LATEST, 0);
+	must(siterec_failover_run(fo, &q), "failover again");
+	check_outputs(&f, 0, &c3);
+	must(siterec_failover_cancel(fo), "cancel");
+	siterec_replication_free(r);
+	siterec_failover_free(fo);
+	fo_free(&side);
+	for (int i = 0; i < N_DISKS; i++)
+		free(paths[i]);
+	free_copy(&c1);
+	free_copy(&c2);
+	free_copy(&c3);
+	free_copy(&cf);
+	free(h.arm);
+	fx_teardown(&f);
+}
+
+static void e2e_file_minimize(void **state) { (void)state; e2e(0, SITEREC_FAILBACK_MINIMIZE_DOWNTIME, 0); }
+static void e2e_file_full_alt(void **state) { (void)state; e2e(0, SITEREC_FAILBACK_FULL, 1); }
+static void e2e_azure_minimize_alt(void **state) { (void)state; e2e(1, SITEREC_FAILBACK_MINIMIZE_DOWNTIME, 1); }
+static void e2e_azure_full(void **state) { (void)state; e2e(1, SITEREC_FAILBACK_FULL, 0); }
+
+/* Kills at random instants inside failbacks (scanned) and their cancels. */
+static void fb_child(fx *f, siterec_failback_request *b)
+{
+	foside side;
+	memset(&side, 0, sizeof(side));
+	hv h = { .dir = f->hv_dir, .source = f, .fo = &side };
+	siterec_store *st = th_store_open(&g, 0, "fofbcrashfile");
+	siterec_failover *fo = fo_open(f, st, &h, NULL);
+	if (siterec_failback_run(fo, b) || siterec_failback_cancel(fo))
+		_exit(2);
+	raise(SIGKILL);
+}
+
+static void fb_crash(void **state)
+{
+	(void)state;
+	fx f;
+	siterec_replication *r = NULL;
+	fx_setup(&f, 0, "fbcrash", &r);
+	foside side;
+	memset(&side, 0, sizeof(side));
+	hv h = { .dir = f.hv_dir, .source = &f, .fo = &side };
+	copy c;
+	fx_writes(&f, 40);
+	cycle_copy(&f, r, &c);
+	siterec_failover *fo = fo_open(&f, f.st, &h, NULL);
+	siterec_failover_request q = request(&f, SITEREC_FAILOVER_UNPLANNED, SITEREC_POINT_LATEST, 0);
+	must(siterec_failover_run(fo, &q), "failover");
+	must(siterec_failover_commit(fo), "commit");
+	siterec_replication_free(r);
+	fx_journal_close(&f);
+	/* the failed-over side changed its disks: the failback has something to copy */
+	fo_start(&side, &f, 0);
+	for (int i = 0; i < 40; i++)
+		fx_write1_j(side.jw, &side.rng);
+	fo_stop(&side);
+	copy cf = fo_copy(&f);
+	siterec_failback_disk fbd[N_DISKS];
+	for (int i = 0; i < N_DISKS; i++)
+		fbd[i] = (siterec_failback_disk){ .id = ids[i], .path = f.path[i] };
+	siterec_failback_request b = SITEREC_FAILBACK_REQUEST_INIT;
+	b.mode = SITEREC_FAILBACK_MINIMIZE_DOWNTIME;
+	b.n_disks = N_DISKS;
+	b.disks = fbd;
+	int64_t t0 = wall_ms();
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		fb_child(&f, &b);
+	int wst = 0;
+	assert_int_equal(waitpid(pid, &wst, 0), pid);
+	assert_true(WIFSIGNALED(wst));
+	int64_t span = wall_ms() - t0 + 1;
+	assert_true(vm_exists(&h, "web"));   /* the cancel started it again */
+	uint64_t rng = 7;
+	unsigned mid = 0;
+	for (unsigned kills = 0; kills < KILLS; kills++) {
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0)
+			fb_child(&f, &b);
+		usleep((useconds_t)(th_rand(&rng) % (uint64_t)(span * 1000)));
+		kill(pid, SIGKILL);
+		assert_int_equal(waitpid(pid, &wst, 0), pid);
+		if (WIFEXITED(wst))
+			fail_msg("the failback child failed before its kill (exit %d)", WEXITSTATUS(wst));
+		uint32_t n = 0;
+		must(siterec_failover_resume(fo, &n), "resume after a kill");
+		mid += n > 0;
+		uint32_t ph = phase(fo, SITEREC_FAILOVER_FAILBACK);
+		assert_true(ph == SITEREC_FO_NONE || ph == SITEREC_FO_FAILED_OVER);
+		assert_int_equal(vm_exists(&h, "web@onprem"), ph == SITEREC_FO_FAILED_OVER);
+		if (ph == SITEREC_FO_FAILED_OVER) {
+			char *paths[N_DISKS] = { f.path[0], f.path[1] };
+			check_paths(paths, &cf, "failback after a kill");
+			assert_false(vm_exists(&h, "web"));
+			must(siterec_failback_cancel(fo), "failback cancel");
+		}
+		assert_false(vm_exists(&h, "web@onprem"));
+		assert_true(vm_exists(&h, "web"));
+		assert_int_equal(phase(fo, SITEREC_FAILOVER_UNPLANNED), SITEREC_FO_COMMITTED);
+	}
+	fprintf(stderr, "failback crash: %u kills, %u of them inside an operation (a sequence takes %lld ms)\n",
+	        KILLS, mid, (long long)span);
+	assert_true(mid > 0);
+	siterec_failover_free(fo);
+	fo_free(&side);
+	free_copy(&c);
+	free_copy(&cf);
+	free(h.arm);
+	fx_teardown(&f);
+}
+
 /* ---- bad input ---- */
 
 static void errors(void **state)
@@ -831,6 +1254,11 @@ int main(void)
 		cmocka_unit_test(planned_azure),
 		cmocka_unit_test(cancel_and_time),
 		cmocka_unit_test(crash),
+		cmocka_unit_test(e2e_file_minimize),
+		cmocka_unit_test(e2e_file_full_alt),
+		cmocka_unit_test(e2e_azure_minimize_alt),
+		cmocka_unit_test(e2e_azure_full),
+		cmocka_unit_test(fb_crash),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
