@@ -20,6 +20,7 @@
 #include "siterec/disk.h"
 #include "../store/store_internal.h"
 #include "../replication/repl_internal.h"
+#include "../rp/rp_internal.h"
 
 static const size_t fo_opt_sizes[] = { 0, sizeof(siterec_failover_options) };
 static const size_t fo_req_sizes[] = { 0, sizeof(siterec_failover_request) };
@@ -852,6 +853,9 @@ static int step_start(siterec_failover *f, int k)
 		return sr_err(SITEREC_ENOMEM, "failover: out of memory");
 	if ((rc = siterec_rp_find(f->cat, id, &p)) == 0)
 		rc = sr_repl_view_read(f->o.store, f->vm, v);
+	/* the processed point is the replicas' base snapshots: copied as they are, no log
+	 * to apply (when the replicator moved on meanwhile, the point's own content) */
+	int plain = rc == 0 && j_num(c, "how") == SITEREC_POINT_LATEST_PROCESSED && v->applied_point == id;
 	cJSON *disks = cJSON_CreateArray();
 	if (rc == 0 && !disks)
 		rc = sr_err(SITEREC_ENOMEM, "failover: out of memory");
@@ -875,7 +879,8 @@ static int step_start(siterec_failover *f, int k)
 		cJSON_AddItemToArray(disks, e);
 		j_set_str(e, "id", rd->id);
 		j_set_str(e, "replica", rd->replica);
-		j_set_str(e, "snapshot", p.disks[j].snapshot);
+		j_set_bool(e, "plain", plain && rd->base[0]);
+		j_set_str(e, "snapshot", plain && rd->base[0] ? rd->base : p.disks[j].snapshot);
 		j_set_num(e, "index", j);
 		j_set_u64(e, "size", rd->size);
 		j_set_num(e, "role", rd->role);
@@ -963,7 +968,10 @@ static int materialise(siterec_failover *f, int k, cJSON *e, uint64_t *bytes, in
 	if (rc == 0) {
 		const cJSON *ch = cJSON_GetObjectItemCaseSensitive(doc, "point");
 		uint32_t idx = j_num(e, "index");
-		if (j_num(ch, "how") == SITEREC_POINT_TIME)
+		if (j_true(e, "plain"))
+			rc = sr_rp_restore_snapshot(f->cat, replica, snap, out_write, &c, f->o.progress,
+			                            f->o.progress_payload);
+		else if (j_num(ch, "how") == SITEREC_POINT_TIME)
 			rc = siterec_rp_restore_at(f->cat, j_i64(ch, "time_ms"), idx, 0, out_write, &c, at_ms);
 		else
 			rc = siterec_rp_restore(f->cat, j_u64(doc, "point_id"), idx, 0, out_write, &c,

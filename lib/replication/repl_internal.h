@@ -11,6 +11,7 @@ typedef struct sr_repl_disk {
 	char replica[160];      /* "VM/disks/DISK" */
 	uint64_t size;          /* protected size (a multiple of 512) */
 	uint32_t role;          /* siterec_vm_disk_role */
+	char base[SITEREC_STORE_ID_MAX];  /* its snapshot holding applied_point's content, or "" */
 } sr_repl_disk;
 
 typedef struct sr_repl_view {

@@ -2447,7 +2447,8 @@ int sr_repl_view_read(siterec_store *st, const char *vm_id, sr_repl_view *v)
 		const cJSON *e = cJSON_GetArrayItem(disks, i);
 		const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id"),
 		            *role = cJSON_GetObjectItemCaseSensitive(e, "role"),
-		            *ex = cJSON_GetObjectItemCaseSensitive(e, "excluded");
+		            *ex = cJSON_GetObjectItemCaseSensitive(e, "excluded"),
+		            *base = cJSON_GetObjectItemCaseSensitive(e, "base");
 		sr_repl_disk *d = &v->disks[v->n_disks];
 		if (!cJSON_IsString(id) || !id_ok(id->valuestring) || json_u64(e, "size", &d->size) ||
 		    !cJSON_IsString(role) || !cJSON_IsBool(ex)) {
@@ -2458,6 +2459,8 @@ int sr_repl_view_read(siterec_store *st, const char *vm_id, sr_repl_view *v)
 			continue;
 		snprintf(d->id, sizeof(d->id), "%s", id->valuestring);
 		snprintf(d->replica, sizeof(d->replica), "%s/disks/%s", vm_id, id->valuestring);
+		if (cJSON_IsString(base))
+			snprintf(d->base, sizeof(d->base), "%s", base->valuestring);
 		d->role = strcmp(role->valuestring, "os") == 0 ? SITEREC_DISK_ROLE_OS : SITEREC_DISK_ROLE_DATA;
 		v->n_disks++;
 	}

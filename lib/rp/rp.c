@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "internal.h"
+#include "rp_internal.h"
 #include "siterec/dlog.h"
 #include "siterec/rp.h"
 
@@ -1402,6 +1403,20 @@ SITEREC_API int siterec_rp_restore(siterec_rp_catalog *cat, uint64_t id, uint32_
 		return rc;
 	rs_out o = { write, write_payload, progress, progress_payload, 0, 0 };
 	return restore_run(cat, p, disk_index, flags, INT64_MAX, &o, NULL);
+}
+
+int sr_rp_restore_snapshot(siterec_rp_catalog *cat, const char *disk, const char *snapshot,
+                           siterec_write_fn write, void *write_payload, siterec_progress_fn progress,
+                           void *progress_payload)
+{
+	int rc = restore_args(cat, write, 0, "snapshot restore");
+	if (rc)
+		return rc;
+	/* a point of one disk and no logs: its content is the snapshot */
+	siterec_rp_disk d = { disk, snapshot, NULL, UINT64_MAX };
+	rp_pt p = { 0, 0, SITEREC_RP_CRASH, 1, &d, 0, NULL };
+	rs_out o = { write, write_payload, progress, progress_payload, 0, 0 };
+	return restore_run(cat, &p, 0, 0, INT64_MAX, &o, NULL);
 }
 
 SITEREC_API int siterec_rp_restore_at(siterec_rp_catalog *cat, int64_t time_ms, uint32_t disk_index,

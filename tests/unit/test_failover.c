@@ -539,9 +539,13 @@ static void flow(int azure)
 	uint64_t p2 = cycle_copy(&f, r, &c2);
 	assert_true(p2 > p1);
 
-	/* test failover from the latest point, beside replication */
+	/* test failover from the latest processed point (the replicas' snapshots, once
+	 * the shipped logs are applied), beside replication */
+	uint64_t waiting = 1;
+	must(siterec_replication_apply(r, 0, SITEREC_APPLY_NOW, &waiting), "apply");
+	assert_int_equal(waiting, 0);
 	siterec_failover *fo = fo_open(&f, f.st, &h, NULL);
-	siterec_failover_request q = request(&f, SITEREC_FAILOVER_TEST, SITEREC_POINT_LATEST, 0);
+	siterec_failover_request q = request(&f, SITEREC_FAILOVER_TEST, SITEREC_POINT_LATEST_PROCESSED, 0);
 	must(siterec_failover_test(fo, &q), "test failover");
 	assert_int_equal(phase(fo, SITEREC_FAILOVER_TEST), SITEREC_FO_FAILED_OVER);
 	assert_int_equal(h.isolated, 1);
@@ -599,6 +603,9 @@ static void flow(int azure)
 	fx_writes(&f, 10);
 	siterec_cycle_result res = { .version = SITEREC_CYCLE_RESULT_VERSION };
 	int rc = siterec_replication_cycle(r, &res);
+	assert_true(rc == SITEREC_ELEASE || rc == SITEREC_ECONFLICT);
+	/* nor can it resync the replicas from its side */
+	rc = siterec_replication_resync(r, &res);
 	assert_true(rc == SITEREC_ELEASE || rc == SITEREC_ECONFLICT);
 	siterec_replication_free(r);
 	r = NULL;
