@@ -17,10 +17,23 @@ int cmd_replication(int argc, char **argv);
 
 /* failover, cleanup-test, change-point, commit, cancel, resume, failover-status */
 int cmd_failover(int argc, char **argv);
+/* plan run|resume|status: recovery plans (exit 3: paused at a manual action) */
+int cmd_plan(int argc, char **argv);
 /* Open the protection recorded by `siterec protect` in state_dir (url, ca: NULL
  * or overrides): its store, replication handle and VM id. 0, or prints and 2. */
 int cli_repl_open(const char *state_dir, const char *url, const char *ca, siterec_store **st,
                   siterec_replication **r, char *vm_id, size_t cap);
+
+/* Record that disk id of the protection in state_dir is now the image at path
+ * (a failback to an alternate location). 0, or prints and 2. */
+int cli_repl_repath(const char *state_dir, const char *id, const char *path);
+
+/* The host side of the failover and plan commands: a target VM is a file
+ * DIR/NAME.vm.json (DIR NULL: the current directory), its ARM template
+ * DIR/NAME.arm.json. cli_vm_files gives the paths; cli_vm_files_write also
+ * writes them: 0, or -1 with errno. */
+void cli_vm_files(const char *dir, const char *name, char *vm_json, char *arm, size_t cap);
+int cli_vm_files_write(const char *dir, const siterec_failover_vm *vm, char *vm_json, char *arm, size_t cap);
 
 /* Print "siterec: what: <last error>" to stderr and return exit status 2. */
 int cli_fail(const char *what);

@@ -28,12 +28,16 @@ typedef struct fo_args {
 	const char *verb, *url, *vm, *ca;
 	const char *type, *point, *disk_dir, *format, *target, *name, *size, *os, *location;
 	const char *test_network, *vm_dir, *start_cmd, *remove_cmd, *shutdown_cmd, *state_dir;
+	const char *mode, *journal, *block, *onprem_name;
 	int json;
+	uint32_t n_back;                         /* failback: --disk (in place) or --to (new files) */
+	int back_to;
+	siterec_failback_disk back[MAX_NICS];
 	uint32_t n_nics, n_maps;
 	siterec_nic nics[MAX_NICS];
 	siterec_network_map maps[MAX_MAPS];
 	const char *subnets[MAX_MAPS][MAX_SUBNETS];
-	char *owned[MAX_NICS + MAX_MAPS + 2];   /* strings split off the arguments */
+	char *owned[2 * MAX_NICS + MAX_MAPS + 2];   /* strings split off the arguments */
 	uint32_t n_owned;
 } fo_args;
 
@@ -47,6 +51,9 @@ static int fo_usage(void)
 	        "       siterec cancel URL VM [HOST]\n"
 	        "       siterec resume URL VM [HOST]\n"
 	        "       siterec failover-status URL VM\n"
+	        "       siterec failback URL VM --mode minimize-downtime|full (--disk ID:PATH... | --to ID:PATH...)\n"
+	        "               [--journal DIR] [--block BYTES] [--onprem-name NAME] [HOST]\n"
+	        "       siterec reprotect URL VM [--state-dir STATE_DIR [--to ID:PATH...]]\n"
 	        "each with [--json] [--ca FILE].\n"
 	        "P: latest (default), processed (the newest point the replicas hold), app (newest\n"
 	        "   app-consistent), an id, or an instant: @MS (ms since the epoch) or an ISO-8601\n"
@@ -60,7 +67,14 @@ static int fo_usage(void)
 	        "   --state-dir STATE_DIR (the protection, on the source host) --shutdown-cmd CMD.\n"
 	        "A failover runs until the target VM is started; commit deletes every other point;\n"
 	        "cancel removes the VM and disks and lets replication go on; resume finishes what a\n"
-	        "crash interrupted.\n");
+	        "crash interrupted.\n"
+	        "failback (after a committed failover): --disk the on-premises images, written in\n"
+	        "   place, or --to new files (an alternate location; .vhd: a fixed VHD); --journal\n"
+	        "   the failed-over VM's journal (its writes tracked: the downtime phase copies only\n"
+	        "   them); --shutdown-cmd stops the failed-over VM (SITEREC_VM_ID: its name). commit\n"
+	        "   and cancel then act on the failback. reprotect hands the VM back to replication;\n"
+	        "   with --state-dir it also resyncs it there (only differing blocks are written;\n"
+	        "   --to records the alternate location in the protection).\n");
 	return 2;
 }
 
@@ -140,7 +154,8 @@ static int parse(int argc, char **argv, fo_args *a)
 			{ "--location", &a->location }, { "--test-network", &a->test_network },
 			{ "--vm-dir", &a->vm_dir }, { "--start-cmd", &a->start_cmd },
 			{ "--remove-cmd", &a->remove_cmd }, { "--shutdown-cmd", &a->shutdown_cmd },
-			{ "--state-dir", &a->state_dir },
+			{ "--state-dir", &a->state_dir }, { "--mode", &a->mode }, { "--journal", &a->journal },
+			{ "--block", &a->block }, { "--onprem-name", &a->onprem_name },
 		};
 		int done = 0;
 		for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]) && !done; k++)
@@ -148,6 +163,18 @@ static int parse(int argc, char **argv, fo_args *a)
 				*opts[k].dst = v;
 				done = 1;
 			}
+		if (!done && (!strcmp(o, "--disk") || !strcmp(o, "--to"))) {   /* ID:PATH */
+			char *s = own(a, v), *c = s ? strchr(s, ':') : NULL;
+			if (!c || c == s || !c[1] || a->n_back == MAX_NICS ||
+			    (a->n_back && a->back_to != !strcmp(o, "--to"))) {
+				fprintf(stderr, "siterec: %s '%s': ID:PATH, all --disk or all --to\n", o, v);
+				return 2;
+			}
+			*c = '\0';
+			a->back_to = !strcmp(o, "--to");
+			a->back[a->n_back++] = (siterec_failback_disk){ s, c + 1 };
+			done = 1;
+		}
 		if (!done && !strcmp(o, "--nic"))
 			done = parse_nic(a, v) == 0 ? 1 : -1;
 		else if (!done && !strcmp(o, "--map"))
@@ -215,76 +242,16 @@ static int run_cmd(const char *cmd, const char *what)
 	return 0;
 }
 
-static void vm_paths(const fo_args *a, const char *name, char *vm_json, char *arm, size_t cap)
-{
-	const char *dir = a->vm_dir ? a->vm_dir : ".";
-	snprintf(vm_json, cap, "%s/%s.vm.json", dir, name);
-	snprintf(arm, cap, "%s/%s.arm.json", dir, name);
-}
-
-static int write_text(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	if (!f || fputs(text, f) < 0 || fputc('\n', f) < 0) {
-		fprintf(stderr, "siterec: cannot write %s: %s\n", path, strerror(errno));
-		if (f)
-			fclose(f);
-		return 1;
-	}
-	return fclose(f) == 0 ? 0 : 1;
-}
-
-static char *vm_json(const siterec_failover_vm *vm)
-{
-	cJSON *o = cJSON_CreateObject(), *disks = cJSON_AddArrayToObject(o, "disks"),
-	      *nics = cJSON_AddArrayToObject(o, "nics");
-	char t[40];
-	cJSON_AddStringToObject(o, "name", vm->name);
-	cJSON_AddStringToObject(o, "vm", vm->vm_id);
-	cJSON_AddNumberToObject(o, "generation", vm->generation);
-	cJSON_AddNumberToObject(o, "source_generation", vm->source_generation);
-	cJSON_AddStringToObject(o, "firmware", vm->firmware == SITEREC_FIRMWARE_UEFI ? "uefi" : "bios");
-	cJSON_AddBoolToObject(o, "isolated", vm->isolated);
-	cJSON_AddNumberToObject(o, "point", (double)vm->point_id);
-	cli_iso_time(vm->point_time_ms, t, sizeof(t));
-	cJSON_AddStringToObject(o, "point_time", t);
-	cJSON_AddStringToObject(o, "size", vm->vm_size);
-	cJSON_AddStringToObject(o, "os", vm->os_type);
-	for (uint32_t i = 0; i < vm->n_disks; i++) {
-		cJSON *d = cJSON_CreateObject();
-		cJSON_AddItemToArray(disks, d);
-		cJSON_AddStringToObject(d, "id", vm->disks[i].id);
-		cJSON_AddStringToObject(d, "location", vm->disks[i].location);
-		cJSON_AddNumberToObject(d, "size", (double)vm->disks[i].size);
-		cJSON_AddStringToObject(d, "role", vm->disks[i].role == SITEREC_DISK_ROLE_OS ? "os" : "data");
-		cJSON_AddNumberToObject(d, "lun", vm->disks[i].lun);
-	}
-	for (uint32_t i = 0; i < vm->n_nics; i++) {
-		cJSON *n = cJSON_CreateObject();
-		cJSON_AddItemToArray(nics, n);
-		cJSON_AddStringToObject(n, "network", vm->nics[i].network);
-		cJSON_AddStringToObject(n, "subnet", vm->nics[i].subnet);
-		if (vm->nics[i].ip)
-			cJSON_AddStringToObject(n, "ip", vm->nics[i].ip);
-	}
-	char *s = cJSON_Print(o);
-	cJSON_Delete(o);
-	return s;
-}
-
 static int host_start(const siterec_failover_vm *vm, void *payload)
 {
 	const fo_args *a = payload;
 	char vj[4200], arm[4200];
-	vm_paths(a, vm->name, vj, arm, sizeof(vj));
 	fprintf(stderr, "siterec: starting VM %s (generation %u, %s, %u disk(s)%s) from point %" PRIu64 "\n",
 	        vm->name, vm->generation, vm->firmware == SITEREC_FIRMWARE_UEFI ? "UEFI" : "BIOS", vm->n_disks,
 	        vm->isolated ? ", isolated network" : "", vm->point_id);
-	char *text = vm_json(vm);
-	int rc = text ? write_text(vj, text) : 1;
-	free(text);
-	if (rc == 0 && vm->arm_template)
-		rc = write_text(arm, vm->arm_template);
+	int rc = cli_vm_files_write(a->vm_dir, vm, vj, arm, sizeof(vj));
+	if (rc)
+		fprintf(stderr, "siterec: cannot write %s: %s\n", vj, strerror(errno));
 	if (rc == 0 && a->start_cmd) {
 		setenv("SITEREC_VM_NAME", vm->name, 1);
 		setenv("SITEREC_VM_JSON", vj, 1);
@@ -298,7 +265,7 @@ static int host_remove(const siterec_failover_vm *vm, void *payload)
 {
 	const fo_args *a = payload;
 	char vj[4200], arm[4200];
-	vm_paths(a, vm->name, vj, arm, sizeof(vj));
+	cli_vm_files(a->vm_dir, vm->name, vj, arm, sizeof(vj));
 	fprintf(stderr, "siterec: removing VM %s\n", vm->name);
 	if (a->remove_cmd) {
 		setenv("SITEREC_VM_NAME", vm->name, 1);
@@ -314,7 +281,7 @@ static int host_remove(const siterec_failover_vm *vm, void *payload)
 static int host_shutdown(const char *vm_id, void *payload)
 {
 	const fo_args *a = payload;
-	fprintf(stderr, "siterec: shutting down the source VM %s\n", vm_id);
+	fprintf(stderr, "siterec: shutting down VM %s\n", vm_id);
 	setenv("SITEREC_VM_ID", vm_id, 1);
 	return run_cmd(a->shutdown_cmd, "the shutdown command");
 }
@@ -340,18 +307,25 @@ static int summary(siterec_failover *fo, const fo_args *a, uint32_t type, double
 	int64_t downtime = s.shutdown_ms && s.vm_started_ms ? s.vm_started_ms - s.shutdown_ms : -1;
 	double secs = cli_now() - t0;
 	const char *phase = siterec_failover_phase_name(s.phase);
-	static const char *const types[] = { "none", "test", "planned", "unplanned" };
+	static const char *const types[] = { "none", "test", "planned", "unplanned", "failback" };
 	if (a->json) {
 		printf("{\"vm\":\"%s\",\"type\":\"%s\",\"phase\":\"%s\",\"machines\":%u,\"vm_name\":\"%s\","
 		       "\"point\":%" PRIu64 ",\"point_time\":\"%s\",\"bytes_written\":%" PRIu64 ","
 		       "\"downtime_ms\":%" PRId64 ",\"duration_s\":%.3f,\"generation\":%" PRIu64 "}\n",
-		       a->vm, types[s.type <= 3 ? s.type : 0], phase, s.type ? 1u : 0u, s.vm_name, s.point_id, when,
+		       a->vm, types[s.type <= 4 ? s.type : 0], phase, s.type ? 1u : 0u, s.vm_name, s.point_id, when,
 		       s.bytes_written, downtime, secs, s.generation);
 	} else if (!s.type) {
-		printf("%s: no %s operation\n", a->vm, type == SITEREC_FAILOVER_TEST ? "test failover" : "failover");
+		printf("%s: no %s\n", a->vm, type == SITEREC_FAILOVER_TEST ? "test failover"
+		       : type == SITEREC_FAILOVER_FAILBACK ? "failback" : "failover");
 	} else {
-		printf("%s: %s failover %s: 1 machine (%s), point %" PRIu64 " at %s, %.1f MiB written",
-		       a->vm, types[s.type], phase, s.vm_name, s.point_id, when, (double)s.bytes_written / 1048576.0);
+		int fb = s.type == SITEREC_FAILOVER_FAILBACK;
+		printf("%s: %s%s %s: 1 machine (%s), point %" PRIu64 " at %s, %.1f MiB written", a->vm,
+		       types[s.type], fb ? "" : " failover",
+		       fb && s.phase == SITEREC_FO_FAILED_OVER ? "done (not committed)" : phase, s.vm_name,
+		       s.point_id, when, (double)s.bytes_written / 1048576.0);
+		if (s.type == SITEREC_FAILOVER_FAILBACK)
+			printf(" (%.1f MiB differing by checksums, %.1f MiB in the downtime phase)",
+			       (double)s.bytes_differing / 1048576.0, (double)s.bytes_delta / 1048576.0);
 		if (downtime >= 0)
 			printf(", downtime %.3f s", (double)downtime / 1000.0);
 		printf(" (%.2f s)\n", secs);
@@ -425,7 +399,8 @@ int cmd_failover(int argc, char **argv)
 	}
 	if (rc == 0)
 		rc = cli_open_store(&st, a.url, a.ca, 0, NULL, NULL);
-	if (rc == 0 && a.state_dir) {   /* the source side: its protection, for the last cycle */
+	int reprotect = !strcmp(a.verb, "reprotect");
+	if (rc == 0 && a.state_dir && !reprotect) {   /* the source side: its protection, for the last cycle */
 		char vm_id[128];
 		rc = cli_repl_open(a.state_dir, NULL, a.ca, &src_st, &r, vm_id, sizeof(vm_id));
 		if (rc == 0 && strcmp(vm_id, a.vm) != 0) {
@@ -467,10 +442,52 @@ int cmd_failover(int argc, char **argv)
 				rc = fo_usage();
 			else if ((rc = parse_point(a.point, &ch)) == 0)
 				lrc = siterec_failover_change_point(fo, &ch);
-		} else if (!strcmp(a.verb, "commit")) {
-			lrc = siterec_failover_commit(fo);
-		} else if (!strcmp(a.verb, "cancel")) {
-			lrc = siterec_failover_cancel(fo);
+		} else if (!strcmp(a.verb, "commit") || !strcmp(a.verb, "cancel")) {
+			/* a failback under way is what commit and cancel are about */
+			int commit = !strcmp(a.verb, "commit");
+			siterec_failover_status fb = { .version = SITEREC_FAILOVER_STATUS_VERSION };
+			lrc = siterec_failover_status_get(fo, SITEREC_FAILOVER_FAILBACK, &fb);
+			int on_fb = lrc == 0 && fb.type && (commit ? fb.phase == SITEREC_FO_FAILED_OVER
+			                                    : fb.phase != SITEREC_FO_COMMITTED && fb.phase != SITEREC_FO_REPROTECTING);
+			if (on_fb)
+				type = SITEREC_FAILOVER_FAILBACK;
+			if (lrc == 0)
+				lrc = commit ? (on_fb ? siterec_failback_commit(fo) : siterec_failover_commit(fo))
+				             : (on_fb ? siterec_failback_cancel(fo) : siterec_failover_cancel(fo));
+		} else if (!strcmp(a.verb, "failback")) {
+			type = SITEREC_FAILOVER_FAILBACK;
+			siterec_failback_request b;
+			siterec_failback_request_init(&b, SITEREC_FAILBACK_REQUEST_VERSION);
+			uint64_t block = 0;
+			if (!a.mode || (strcmp(a.mode, "minimize-downtime") != 0 && strcmp(a.mode, "full") != 0) ||
+			    !a.n_back || !a.shutdown_cmd || (a.block && (cli_parse_u64(a.block, &block) || block > UINT32_MAX))) {
+				fprintf(stderr, "siterec: failback needs --mode minimize-downtime|full, --disk or --to for "
+				        "every disk, and --shutdown-cmd (--block: bytes)\n");
+				rc = 2;
+			} else {
+				b.mode = !strcmp(a.mode, "full") ? SITEREC_FAILBACK_FULL : SITEREC_FAILBACK_MINIMIZE_DOWNTIME;
+				b.flags = a.back_to ? SITEREC_FAILBACK_ALTERNATE : 0;
+				b.block_size = (uint32_t)block;
+				b.n_disks = a.n_back;
+				b.disks = a.back;
+				b.journal_dir = a.journal;
+				b.vm_name = a.onprem_name;
+				lrc = siterec_failback_run(fo, &b);
+			}
+		} else if (reprotect) {
+			lrc = siterec_failover_reprotect(fo);
+			for (uint32_t i = 0; lrc == 0 && rc == 0 && a.state_dir && a.back_to && i < a.n_back; i++)
+				rc = cli_repl_repath(a.state_dir, a.back[i].id, a.back[i].path);
+			if (lrc == 0 && rc == 0 && a.state_dir) {   /* replication takes up: a resync */
+				char vm_id[128];
+				siterec_cycle_result res = { .version = SITEREC_CYCLE_RESULT_VERSION };
+				rc = cli_repl_open(a.state_dir, NULL, a.ca, &src_st, &r, vm_id, sizeof(vm_id));
+				if (rc == 0 && (lrc = siterec_replication_resync(r, &res)) == 0)
+					printf("%s: reprotected: resync point %" PRIu64 ", %" PRIu64 " differing bytes written\n",
+					       a.vm, res.point_id, res.bytes_shipped);
+			} else if (lrc == 0 && rc == 0) {
+				printf("%s: reprotected: open its replication and resync it (siterec resync)\n", a.vm);
+			}
 		} else if (!strcmp(a.verb, "resume")) {
 			lrc = siterec_failover_resume(fo, &n);
 			if (lrc == 0 && !a.json)
@@ -478,12 +495,14 @@ int cmd_failover(int argc, char **argv)
 		}
 		if (lrc)
 			rc = cli_fail(a.verb);
-		if (rc == 0) {
+		if (rc == 0 && !reprotect) {
 			if (!strcmp(a.verb, "resume") || !strcmp(a.verb, "failover-status")) {
 				if (!a.json)
 					rc = summary(fo, &a, SITEREC_FAILOVER_TEST, t0);
 				if (rc == 0)
 					rc = summary(fo, &a, SITEREC_FAILOVER_UNPLANNED, t0);
+				if (rc == 0 && !a.json)
+					rc = summary(fo, &a, SITEREC_FAILOVER_FAILBACK, t0);
 			} else {
 				rc = summary(fo, &a, type, t0);
 			}

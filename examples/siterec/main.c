@@ -61,6 +61,12 @@ static void usage(FILE *f)
 	        "  cancel URL VM         undo a failover not committed; replication may go on\n"
 	        "  resume URL VM         finish what a crash interrupted\n"
 	        "  failover-status URL VM [--json]   both failover slots of a VM\n"
+	        "  failback URL VM --mode minimize-downtime|full --disk ID:PATH... | --to ID:PATH...\n"
+	        "                        back to the on-premises disks after a committed failover\n"
+	        "  reprotect URL VM [--state-dir DIR]   replication again after a committed failback\n"
+	        "  plan run|resume|status PLAN.json --url URL --state FILE [--op OP] [--vm-dir DIR] ...\n"
+	        "                        a recovery plan: groups of VMs in order, with scripts and\n"
+	        "                        manual steps between (exit 3: paused); see --help of it\n"
 	        "  version               library version\n"
 	        "\n"
 	        "Encrypted logs: the key comes from SITEREC_LOG_KEY (64 hex digits).\n"
@@ -94,8 +100,11 @@ int main(int argc, char **argv)
 		rc = cmd_replication(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "failover") || !strcmp(argv[1], "cleanup-test") ||
 	         !strcmp(argv[1], "change-point") || !strcmp(argv[1], "commit") || !strcmp(argv[1], "cancel") ||
-	         !strcmp(argv[1], "resume") || !strcmp(argv[1], "failover-status"))
+	         !strcmp(argv[1], "resume") || !strcmp(argv[1], "failover-status") ||
+	         !strcmp(argv[1], "failback") || !strcmp(argv[1], "reprotect"))
 		rc = cmd_failover(argc - 1, argv + 1);
+	else if (!strcmp(argv[1], "plan"))
+		rc = cmd_plan(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "version")) {
 		printf("libsiterec %s\n", siterec_version(NULL, NULL, NULL));
 		rc = 0;

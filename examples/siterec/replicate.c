@@ -391,6 +391,32 @@ int cli_repl_open(const char *state_dir, const char *url, const char *ca, sitere
 	return rc;
 }
 
+int cli_repl_repath(const char *state_dir, const char *id, const char *path)
+{
+	vm_desc d;
+	int rc = desc_load(&d, state_dir);
+	if (rc)
+		return rc;
+	char abs[PATH_MAX];
+	uint32_t k = 0;
+	while (k < d.n_disks && strcmp(d.ids[k], id) != 0)
+		k++;
+	if (k == d.n_disks) {
+		fprintf(stderr, "siterec: %s protects no disk %s\n", state_dir, id);
+		rc = 2;
+	} else if (!realpath(path, abs)) {
+		fprintf(stderr, "siterec: %s: %s\n", path, strerror(errno));
+		rc = 2;
+	} else {
+		free(d.paths[k]);
+		d.paths[k] = strdup(abs);
+		d.disks[k].path = d.paths[k];
+		rc = desc_save(&d, state_dir);
+	}
+	desc_free(&d);
+	return rc;
+}
+
 static int cmd_protect(int argc, char **argv)
 {
 	const char *pos[3];

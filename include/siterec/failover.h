@@ -462,6 +462,161 @@ SITEREC_API int siterec_failback_cancel(siterec_failover *f);
  */
 SITEREC_API int siterec_failover_reprotect(siterec_failover *f);
 
+/* ---- recovery plans -----------------------------------------------------------
+ *
+ * A plan (a JSON document: doc/formats.md, "Recovery plan") lists machines (VM
+ * ids protected in one target) in ordered groups, at most 1000 machines and 64
+ * groups. A run applies one operation to all of them: the groups in order, the
+ * machines of a group in parallel (up to max_parallel at once, each on its own
+ * thread with its own store handle and failover handle), with the group's
+ * actions before and after it: a script (/bin/sh -c COMMAND, with a timeout,
+ * its output captured), a callback, or a manual action that pauses the run
+ * until siterec_plan_resume(). An action may name the operations it runs for;
+ * the shutdown of source machines is part of a planned failover only. Each
+ * machine's request (disks, networks, point, failback disks) comes from the
+ * plan document: per machine, over the plan's defaults.
+ *
+ * Multi-VM consistency: with "common_cut" in the plan, a failover whose point
+ * is "latest" restores every machine at one common instant (SITEREC_POINT_TIME):
+ * the newest point cut that every machine of the plan has reached, each machine
+ * at its newest point or checkpoint at or before it.
+ *
+ * The run's state is a local file (state_path), replaced durably after every
+ * step: a run cut short by a crash is finished by siterec_plan_resume() (the
+ * machines' own operations resume through siterec_failover_resume()). A
+ * machine that fails fails the run once the other machines of its group
+ * finished (state SITEREC_PLAN_FAILED, the error returned); resume retries it.
+ */
+
+typedef struct siterec_plan siterec_plan;
+
+/** What a plan run does to each machine. */
+typedef enum siterec_plan_op {
+	SITEREC_PLAN_TEST = 1,           /**< test failover */
+	SITEREC_PLAN_CLEANUP = 2,        /**< test failover cleanup */
+	SITEREC_PLAN_PLANNED = 3,        /**< planned failover */
+	SITEREC_PLAN_UNPLANNED = 4,      /**< unplanned failover */
+	SITEREC_PLAN_COMMIT = 5,         /**< commit the failovers (or the failbacks, when they ran) */
+	SITEREC_PLAN_FAILBACK = 6,       /**< failback */
+	SITEREC_PLAN_CANCEL = 7          /**< cancel the failovers (or failbacks) not committed */
+} siterec_plan_op;
+
+/** States of a plan run. */
+typedef enum siterec_plan_state {
+	SITEREC_PLAN_IDLE = 0,           /**< no run recorded */
+	SITEREC_PLAN_RUNNING = 1,        /**< under way (or cut short by a crash: resume it) */
+	SITEREC_PLAN_PAUSED = 2,         /**< waiting at a manual action: resume it */
+	SITEREC_PLAN_DONE = 3,
+	SITEREC_PLAN_FAILED = 4          /**< a machine or an action failed: resume retries it */
+} siterec_plan_state;
+
+/** What a run reports. */
+typedef enum siterec_plan_event_kind {
+	SITEREC_PLAN_EV_GROUP = 1,       /**< a group starts */
+	SITEREC_PLAN_EV_MACHINE = 2,     /**< a machine's operation ended (error 0 or its failure) */
+	SITEREC_PLAN_EV_ACTION = 3,      /**< an action ended (error 0 or its failure; output for a script) */
+	SITEREC_PLAN_EV_PAUSED = 4       /**< a manual action: the run pauses (message: its text) */
+} siterec_plan_event_kind;
+
+#define SITEREC_PLAN_EVENT_VERSION 1
+
+typedef struct siterec_plan_event {
+	unsigned int version;        /**< SITEREC_PLAN_EVENT_VERSION (set by the library) */
+	uint32_t kind;               /**< siterec_plan_event_kind */
+	uint32_t op;                 /**< siterec_plan_op */
+	uint32_t group;              /**< index of the group */
+	int error;                   /**< 0 or the failure (siterec_error_last() on the reporting thread says why) */
+	uint32_t reserved;
+	const char *group_name;
+	const char *vm_id;           /**< MACHINE */
+	const char *action;          /**< ACTION, PAUSED: its name */
+	const char *output;          /**< ACTION of a script: stdout and stderr, at most 64 KiB (the end), else NULL */
+	const char *message;         /**< PAUSED: the manual action's text; else NULL */
+	uint64_t elapsed_ms;         /**< MACHINE, ACTION: how long it took */
+} siterec_plan_event;
+
+/** Events are reported on the thread that called run or resume; return non-zero to stop the run after this step (resume later). */
+typedef int (*siterec_plan_event_fn)(const siterec_plan_event *event, void *payload);
+/** A "callback" action: name as in the plan; non-zero fails the action. Called on the run's thread. */
+typedef int (*siterec_plan_action_fn)(const char *action, uint32_t op, const char *group, void *payload);
+/** Planned failover: the replication handle of vm_id on this (source) host, into *out; the plan frees it. Called on a worker thread. */
+typedef int (*siterec_plan_replication_fn)(const char *vm_id, siterec_replication **out, void *payload);
+
+#define SITEREC_PLAN_OPTIONS_VERSION 1
+
+typedef struct siterec_plan_options {
+	unsigned int version;                    /**< SITEREC_PLAN_OPTIONS_VERSION */
+	uint32_t flags;                          /**< 0 */
+	const char *url;                         /**< the target holding the plan's VMs (siterec_store_open) */
+	const siterec_store_options *store_opts; /**< its options and credentials (NULL: defaults); copied */
+	const char *state_path;                  /**< local file of the run's state (required) */
+	uint32_t max_parallel;                   /**< machines of a group at once; 0 = 8, at most 64 */
+	uint32_t reserved;                       /**< 0 */
+	siterec_vm_start_fn start;               /**< as in siterec_failover_options; called from worker */
+	siterec_vm_remove_fn remove;             /**< threads, at the same time for several machines: */
+	siterec_vm_shutdown_fn shutdown;         /**< they must be thread-safe */
+	void *payload;
+	siterec_plan_replication_fn replication; /**< planned failover (and its resume): required then */
+	siterec_plan_action_fn action;           /**< "callback" actions; NULL fails them */
+	siterec_plan_event_fn event;             /**< or NULL */
+	void *event_payload;                     /**< for action, replication and event */
+} siterec_plan_options;
+
+#define SITEREC_PLAN_OPTIONS_INIT \
+	{ SITEREC_PLAN_OPTIONS_VERSION, 0, NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
+
+/** @since 0.1 */
+SITEREC_API int siterec_plan_options_init(siterec_plan_options *opts, unsigned int version);
+
+/**
+ * Parse and check a plan document (json, len bytes; copied) and read the run's
+ * state file when it exists (a run of the same plan name; another plan's:
+ * SITEREC_ECONFLICT). SITEREC_EINVAL (a bad document: the message names the
+ * place; a machine twice; too many machines or groups), SITEREC_EVERSION,
+ * SITEREC_ECORRUPT (the state file). Opens nothing in the target. @since 0.1
+ */
+SITEREC_API int siterec_plan_open(siterec_plan **out, const char *json, size_t len,
+                                  const siterec_plan_options *opts);
+
+/** NULL accepted. @since 0.1 */
+SITEREC_API void siterec_plan_free(siterec_plan *p);
+
+/**
+ * Start a run of op (siterec_plan_op) and drive it until it is done, paused,
+ * failed or stopped by the event callback; *state (may be NULL) gets the
+ * siterec_plan_state it stopped in. SITEREC_EBUSY when a run of the plan is
+ * recorded and not done (resume it). Returns 0 when done or paused (check
+ * *state), else the first failure. @since 0.1
+ */
+SITEREC_API int siterec_plan_run(siterec_plan *p, uint32_t op, uint32_t *state);
+
+/**
+ * Go on with the recorded run: past a manual action, after a crash, or
+ * retrying what failed. SITEREC_ENOTFOUND when no run is recorded; a done run:
+ * 0 at once. As siterec_plan_run() otherwise. @since 0.1
+ */
+SITEREC_API int siterec_plan_resume(siterec_plan *p, uint32_t *state);
+
+#define SITEREC_PLAN_STATUS_VERSION 1
+
+typedef struct siterec_plan_status {
+	unsigned int version;        /**< SITEREC_PLAN_STATUS_VERSION */
+	uint32_t state;              /**< siterec_plan_state */
+	uint32_t op;                 /**< of the run, 0 when none */
+	uint32_t group;              /**< the group under way (or paused at, or failed in) */
+	uint32_t n_groups;
+	uint32_t n_machines;
+	uint32_t machines_done;      /**< in this run */
+	uint32_t machines_failed;
+	int64_t started_ms;
+	int64_t common_time_ms;      /**< a common-cut run: the instant chosen, else 0 */
+	char paused_at[128];         /**< PAUSED: the manual action's name */
+	char error[256];             /**< FAILED: what failed */
+} siterec_plan_status;
+
+/** The run's state (as recorded). @since 0.1 */
+SITEREC_API int siterec_plan_status_get(siterec_plan *p, siterec_plan_status *status);
+
 #ifdef __cplusplus
 }
 #endif

@@ -105,7 +105,7 @@ flow() {
   check 0 "$tag: planned failover" "$bin" failover "$url" vm1 --type planned --state-dir "$st" \
     --shutdown-cmd "kill -TERM $wl_pid; while kill -0 $wl_pid 2>/dev/null; do sleep 0.05; done" \
     "${files[@]}" "${net[@]}" "${ca[@]}"
-  need "shutting down the source VM vm1"; need "downtime [0-9.]* s"
+  need "shutting down VM vm1"; need "downtime [0-9.]* s"
   wait "$wl_pid" 2>/dev/null; wl_pid=""
   if [ "$tag" = file ]; then
     same_disk "$out/os.vhd" "$d/os.img" "$tag planned"
@@ -121,6 +121,42 @@ flow() {
   check 0 "$tag: points after the commit" "$bin" points "${ca[@]}" "$url" vm1 --json
   [ "$(grep -o '"id"' "$dir/out" | wc -l)" -eq 1 ] || fail "$tag: more than one point after the commit"
   check 2 "$tag: cancel after the commit" "$bin" cancel "$url" vm1 "${ca[@]}"
+
+  # failback, then reprotect: replication again, only differing blocks written
+  local back=(--disk "os:$d/os.img" --disk "a:$d/a.img") fo_os=$out/os.vhd fo_a=$out/a.vhd jr=()
+  if [ "$tag" = file ]; then
+    # the failed-over VM writes its disks through its own journal
+    check 0 "$tag: workload on the failed-over side" "$bin" workload "$d/fojournal" --create \
+      --disk "os:$out/os.vhd:8" --disk "a:$out/a.vhd:4" --writes 300 --seed 5
+    jr=(--journal "$d/fojournal")
+  else
+    back=(--to "os:$d/os-back.vhd" --to "a:$d/a-back.raw")
+    check 0 "$tag: fetch the failed-over disks" "$bin" store "${ca[@]}" get "$url/vm1/failover-disks/os" "$d/os-fo.vhd"
+    check 0 "$tag: fetch the failed-over disks" "$bin" store "${ca[@]}" get "$url/vm1/failover-disks/a" "$d/a-fo.vhd"
+    fo_os=$d/os-fo.vhd fo_a=$d/a-fo.vhd
+  fi
+  local mode=minimize-downtime
+  [ "$tag" = az ] && mode=full
+  check 2 "$tag: failback without its disks" "$bin" failback "$url" vm1 --mode "$mode" --shutdown-cmd true "${ca[@]}"
+  check 0 "$tag: failback $mode" "$bin" failback "$url" vm1 --mode "$mode" "${back[@]}" "${jr[@]}" \
+    --shutdown-cmd true --vm-dir "$hv" "${ca[@]}"
+  need "failback done (not committed): 1 machine (vm1)"; need "downtime [0-9.]* s"
+  [ -e "$hv/vm1.vm.json" ] || fail "$tag: no on-premises VM description"
+  grep -Eq '"generation":[[:space:]]*2' "$hv/vm1.vm.json" || fail "$tag: the on-premises VM is not generation 2"
+  if [ "$tag" = file ]; then
+    same_disk "$d/os.img" "$fo_os" "$tag failback"; same_disk "$d/a.img" "$fo_a" "$tag failback"
+  else
+    same_disk "$d/os-back.vhd" "$fo_os" "$tag failback"; same_disk "$d/a-back.raw" "$fo_a" "$tag failback"
+  fi
+  check 0 "$tag: commit the failback" "$bin" commit "$url" vm1 --vm-dir "$hv" "${ca[@]}"
+  need "failback committed"
+  local to=()
+  [ "$tag" = az ] && to=("${back[@]}")
+  check 0 "$tag: reprotect" "$bin" reprotect "$url" vm1 --state-dir "$st" "${to[@]}" "${ca[@]}"
+  need "reprotected: resync point [0-9]*, [0-9]* differing bytes written"
+  check 0 "$tag: replicate after the reprotect" "$bin" replicate "$st" --cycles 1
+  check 0 "$tag: verify after the reprotect" "$bin" verify "$st"
+  need "^os: equal"; need "^a: equal"
 }
 
 check 2 "usage" "$bin" failover
