@@ -759,6 +759,65 @@ static void cancel_and_time(void **state)
 	fx_teardown(&f);
 }
 
+/* ---- the latest app-consistent point ---- */
+
+static int quiesce_ok(int freeze, void *payload)
+{
+	(void)freeze;
+	(*(int *)payload)++;
+	return 0;
+}
+
+static void app_point(void **state)
+{
+	(void)state;
+	fx f;
+	siterec_replication *r = NULL;
+	fx_setup(&f, 0, "app", &r);
+	siterec_replication_free(r);
+	int calls = 0;
+	siterec_replication_options o = repl_opts(&f, 0);
+	o.app_every_s = 3600;
+	o.quiesce = quiesce_ok;
+	o.quiesce_payload = &calls;
+	must(siterec_replication_open(&r, &f.vm, &o), "reopen with quiesce");
+	hv h = { .dir = f.hv_dir, .source = &f };
+	copy ca, cc;
+	fx_writes(&f, 20);
+	siterec_cycle_result res = { .version = SITEREC_CYCLE_RESULT_VERSION };
+	must(siterec_replication_cycle(r, &res), "cycle");
+	assert_int_equal(res.kind, SITEREC_RP_APP);   /* the first one is due at once */
+	assert_true(calls >= 2);
+	uint64_t p_app = res.point_id;
+	ca = take_copy(&f);
+	fx_writes(&f, 20);
+	uint64_t p_crash = cycle_copy(&f, r, &cc);
+	assert_true(p_crash > p_app);
+	siterec_failover *fo = fo_open(&f, f.st, &h, NULL);
+	siterec_failover_request q = request(&f, SITEREC_FAILOVER_TEST, SITEREC_POINT_LATEST_APP, 0);
+	q.output = SITEREC_OUTPUT_RAW;
+	must(siterec_failover_test(fo, &q), "test failover, latest app-consistent");
+	assert_int_equal(h.point_id, p_app);
+	for (int i = 0; i < N_DISKS; i++) {   /* raw files: exactly the disk */
+		char leaf[64];
+		snprintf(leaf, sizeof(leaf), "%s-test.raw", ids[i]);
+		char *path = th_path(f.out_dir, leaf);
+		assert_int_equal(th_file_size(path), (long long)sizes[i]);
+		size_t len = 0;
+		uint8_t *b = th_read_file(path, &len);
+		assert_memory_equal(b, ca.d[i], sizes[i]);
+		free(b);
+		free(path);
+	}
+	must(siterec_failover_test_cleanup(fo), "cleanup");
+	siterec_failover_free(fo);
+	siterec_replication_free(r);
+	free_copy(&ca);
+	free_copy(&cc);
+	free(h.arm);
+	fx_teardown(&f);
+}
+
 /* ---- kills at random instants, then resume ---- */
 
 #define KILLS 50
@@ -1260,6 +1319,7 @@ int main(void)
 		cmocka_unit_test(planned_file),
 		cmocka_unit_test(planned_azure),
 		cmocka_unit_test(cancel_and_time),
+		cmocka_unit_test(app_point),
 		cmocka_unit_test(crash),
 		cmocka_unit_test(e2e_file_minimize),
 		cmocka_unit_test(e2e_file_full_alt),

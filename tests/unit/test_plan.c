@@ -21,7 +21,7 @@
 
 #define KiB 1024ull
 #define MiB (1024ull * 1024)
-#define MAX_VMS 12
+#define MAX_VMS 100
 
 TH_AZURITE_GROUP(g, "test_plan")
 
@@ -287,6 +287,24 @@ static int on_action(const char *action, uint32_t op, const char *group, void *p
 	snprintf(r->cb_group, sizeof(r->cb_group), "%s", group);
 	(void)action;
 	return r->cb_fail;
+}
+
+/* A plan test's farm, hypervisor and event record; and their end. */
+static void fixture(farm *f, hv *h, rec *r, int azure, const char *name, int n, int rounds)
+{
+	farm_setup(f, azure, name, n, rounds);
+	hv_init(h, f->hv);
+	memset(r, 0, sizeof(*r));
+	r->h = h;
+}
+
+static void fixture_end(farm *f, hv *h, rec *r, cJSON *d, char *state_path)
+{
+	rec_clear(r);
+	cJSON_Delete(d);
+	free(state_path);
+	hv_destroy(h);
+	farm_teardown(f);
 }
 
 /* ---- plan documents ---- */
@@ -604,12 +622,9 @@ static void flow(void **state)
 {
 	(void)state;
 	farm f;
-	farm_setup(&f, 0, "flow", 10, 2);
 	hv h;
-	hv_init(&h, f.hv);
 	rec r;
-	memset(&r, 0, sizeof(r));
-	r.h = &h;
+	fixture(&f, &h, &r, 0, "flow", 10, 2);
 	const int first[] = { 0, 3, 6, 10 };
 	cJSON *d = plan_json(&f, "flow", 3, first);
 	cJSON_AddTrueToObject(d, "common_cut");
@@ -737,12 +752,8 @@ static void flow(void **state)
 	for (int i = 0; i < 10; i++)
 		assert_int_equal(vm_status(&f, &h, i, SITEREC_FAILOVER_UNPLANNED).phase, SITEREC_FO_COMMITTED);
 	siterec_plan_free(p);
-	rec_clear(&r);
-	cJSON_Delete(d);
 	free(marker);
-	free(sp);
-	hv_destroy(&h);
-	farm_teardown(&f);
+	fixture_end(&f, &h, &r, d, sp);
 }
 
 /* ---- a machine fails, then is retried; a script times out; a callback fails ---- */
@@ -751,12 +762,9 @@ static void failures(void **state)
 {
 	(void)state;
 	farm f;
-	farm_setup(&f, 0, "fail", 4, 1);
 	hv h;
-	hv_init(&h, f.hv);
 	rec r;
-	memset(&r, 0, sizeof(r));
-	r.h = &h;
+	fixture(&f, &h, &r, 0, "fail", 4, 1);
 	const int first[] = { 0, 3, 4 };
 	cJSON *d = plan_json(&f, "fail", 2, first);
 	char *sp = th_path(f.dir, "plan-state.json");
@@ -844,12 +852,8 @@ static void failures(void **state)
 	for (int i = 0; i < 4; i++)
 		assert_false(vm_exists(&f, i, "-test"));
 	siterec_plan_free(p);
-	cJSON_Delete(d);
-	rec_clear(&r);
 	free(pidf);
-	free(sp);
-	hv_destroy(&h);
-	farm_teardown(&f);
+	fixture_end(&f, &h, &r, d, sp);
 }
 
 /* ---- on Azurite: blobs for disks ---- */
@@ -858,12 +862,9 @@ static void azure(void **state)
 {
 	(void)state;
 	farm f;
-	farm_setup(&f, 1, "az", 3, 1);
 	hv h;
-	hv_init(&h, f.hv);
 	rec r;
-	memset(&r, 0, sizeof(r));
-	r.h = &h;
+	fixture(&f, &h, &r, 1, "az", 3, 1);
 	const int first[] = { 0, 1, 3 };
 	cJSON *d = plan_json(&f, "az", 2, first);
 	char *sp = th_path(f.dir, "plan-state.json");
@@ -884,11 +885,7 @@ static void azure(void **state)
 		assert_int_equal(vm_status(&f, &h, i, SITEREC_FAILOVER_TEST).phase, SITEREC_FO_NONE);
 	}
 	siterec_plan_free(p);
-	cJSON_Delete(d);
-	rec_clear(&r);
-	free(sp);
-	hv_destroy(&h);
-	farm_teardown(&f);
+	fixture_end(&f, &h, &r, d, sp);
 }
 
 /* ---- kills at random instants inside plan runs, then resume ---- */
@@ -917,12 +914,9 @@ static void crash(void **state)
 {
 	(void)state;
 	farm f;
-	farm_setup(&f, 0, "crash", 6, 1);
 	hv h;
-	hv_init(&h, f.hv);
 	rec r;
-	memset(&r, 0, sizeof(r));
-	r.h = &h;
+	fixture(&f, &h, &r, 0, "crash", 6, 1);
 	const int first[] = { 0, 2, 4, 6 };
 	cJSON *d = plan_json(&f, "crash", 3, first);
 	char *log = th_path(f.dir, "script.log"), cmd[4600];
@@ -995,11 +989,170 @@ static void crash(void **state)
 	assert_non_null(strstr(text, "test-g2\n"));
 	assert_non_null(strstr(text, "cleanup-g2\n"));
 	free(text);
-	cJSON_Delete(d);
 	free(log);
-	free(sp);
-	hv_destroy(&h);
-	farm_teardown(&f);
+	fixture_end(&f, &h, &r, d, sp);
+}
+
+/* ---- planned failover, commit, failback and its commit through a plan ---- */
+
+static const farm *cur_farm;                 /* for the replication callback */
+static siterec_store *repl_stores[MAX_VMS];  /* the handles' stores, freed at the end */
+
+/* The source host's replication handle of a VM (the plan frees it). */
+static int repl_cb(const char *vm_id, siterec_replication **out, void *payload)
+{
+	(void)payload;
+	int i = vm_index(vm_id);
+	char leaf[64];
+	snprintf(leaf, sizeof(leaf), "%s.raw", vm_id);
+	char *path = th_path(cur_farm->dir, leaf);
+	snprintf(leaf, sizeof(leaf), "%s-state", vm_id);
+	char *state = th_path(cur_farm->dir, leaf);
+	int rc = repl_stores[i] ? 0 : siterec_store_open(&repl_stores[i], cur_farm->url, &cur_farm->so);
+	siterec_vm_disk d = { .id = "os", .path = path, .role = SITEREC_DISK_ROLE_OS };
+	siterec_vm vm = { .version = SITEREC_VM_VERSION, .generation = 2, .id = vm_id, .name = vm_id,
+	                  .n_disks = 1, .disks = &d };
+	siterec_replication_options o = SITEREC_REPLICATION_OPTIONS_INIT;
+	o.state_dir = state;
+	o.store = repl_stores[i];
+	o.interval_s = 30;
+	if (rc == 0)
+		rc = siterec_replication_open(out, &vm, &o);
+	free(path);
+	free(state);
+	return rc ? -1 : 0;
+}
+
+static int shutdowns;   /* atomic */
+
+static int hv_shutdown(const char *vm_id, void *payload)
+{
+	(void)vm_id;
+	(void)payload;
+	__atomic_add_fetch(&shutdowns, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+static void planned_failback(void **state)
+{
+	(void)state;
+	farm f;
+	hv h;
+	rec r;
+	fixture(&f, &h, &r, 0, "pfb", 3, 1);
+	cur_farm = &f;
+	const int first[] = { 0, 1, 3 };
+	cJSON *d = plan_json(&f, "pfb", 2, first);
+	/* every machine fails back into its own image (scanned: no journal) */
+	cJSON *gs = cJSON_GetObjectItem(d, "groups"), *grp;
+	cJSON_ArrayForEach(grp, gs) {
+		cJSON *m;
+		cJSON_ArrayForEach(m, cJSON_GetObjectItem(grp, "machines")) {
+			const char *vm = cJSON_GetObjectItem(m, "vm")->valuestring;
+			char leaf[64];
+			snprintf(leaf, sizeof(leaf), "%s.raw", vm);
+			char *path = th_path(f.dir, leaf);
+			cJSON *fb = cJSON_AddObjectToObject(m, "failback");
+			cJSON_AddStringToObject(fb, "mode", "minimize-downtime");
+			cJSON *dk = cJSON_CreateObject();
+			cJSON_AddStringToObject(dk, "id", "os");
+			cJSON_AddStringToObject(dk, "path", path);
+			cJSON_AddItemToArray(cJSON_AddArrayToObject(fb, "disks"), dk);
+			free(path);
+		}
+	}
+	char *sp = th_path(f.dir, "plan-state.json");
+	siterec_plan_options o = popts(&f, &h, &r, sp, 2);
+	o.replication = repl_cb;
+	o.shutdown = hv_shutdown;
+	siterec_plan *p = NULL;
+	must(plan_open_json(&p, d, &o), "plan open");
+	uint32_t st = 0;
+	must(siterec_plan_run(p, SITEREC_PLAN_PLANNED, &st), "plan run planned");
+	assert_int_equal(st, SITEREC_PLAN_DONE);
+	assert_int_equal(__atomic_load_n(&shutdowns, __ATOMIC_RELAXED), 3);   /* each source shut down */
+	for (int i = 0; i < 3; i++) {
+		siterec_failover_status s = vm_status(&f, &h, i, SITEREC_FAILOVER_PLANNED);
+		assert_int_equal(s.type, SITEREC_FAILOVER_PLANNED);
+		assert_int_equal(s.phase, SITEREC_FO_FAILED_OVER);
+		assert_int_equal(s.point_id, s.fence_id);   /* the point of the last cycle */
+	}
+	must(siterec_plan_run(p, SITEREC_PLAN_COMMIT, &st), "plan run commit");
+	/* the failed-over VMs change their disks */
+	for (int i = 0; i < 3; i++) {
+		char *p2 = th_path(f.out[i], "os.raw");
+		int fd = open(p2, O_WRONLY);
+		assert_true(fd >= 0);
+		uint8_t b[8 * KiB];
+		th_fill(b, sizeof(b), 900 + (uint64_t)i);
+		assert_int_equal(pwrite(fd, b, sizeof(b), (off_t)(256 * KiB)), (ssize_t)sizeof(b));
+		close(fd);
+		free(p2);
+	}
+	must(siterec_plan_run(p, SITEREC_PLAN_FAILBACK, &st), "plan run failback");
+	assert_int_equal(st, SITEREC_PLAN_DONE);
+	for (int i = 0; i < 3; i++) {
+		siterec_failover_status s = vm_status(&f, &h, i, SITEREC_FAILOVER_FAILBACK);
+		assert_int_equal(s.phase, SITEREC_FO_FAILED_OVER);
+		assert_true(s.bytes_differing >= 8 * KiB && s.bytes_differing < MiB);
+		char leaf[64];
+		snprintf(leaf, sizeof(leaf), "%s.raw", f.id[i]);
+		char *onprem = th_path(f.dir, leaf), *failed = th_path(f.out[i], "os.raw");
+		assert_int_equal(th_files_equal(onprem, failed), 0);
+		free(onprem);
+		free(failed);
+	}
+	must(siterec_plan_run(p, SITEREC_PLAN_COMMIT, &st), "plan run commit of the failbacks");
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(vm_status(&f, &h, i, SITEREC_FAILOVER_FAILBACK).phase, SITEREC_FO_COMMITTED);
+		char *failed = th_path(f.out[i], "os.raw");
+		assert_int_not_equal(access(failed, F_OK), 0);   /* the failed-over disks are gone */
+		free(failed);
+	}
+	siterec_plan_free(p);
+	for (int i = 0; i < MAX_VMS; i++) {
+		siterec_store_free(repl_stores[i]);
+		repl_stores[i] = NULL;
+	}
+	fixture_end(&f, &h, &r, d, sp);
+}
+
+/* ---- the seed service's limits: 100 machines in 7 groups, run for real ---- */
+
+static void hundred(void **state)
+{
+	(void)state;
+	farm f;
+	hv h;
+	rec r;
+	fixture(&f, &h, &r, 0, "hundred", 100, 1);
+	const int first[] = { 0, 15, 30, 45, 60, 75, 90, 100 };
+	cJSON *d = plan_json(&f, "hundred", 7, first);
+	char *sp = th_path(f.dir, "plan-state.json");
+	siterec_plan_options o = popts(&f, &h, &r, sp, 8);
+	siterec_plan *p = NULL;
+	must(plan_open_json(&p, d, &o), "plan open");
+	uint32_t st = 0;
+	must(siterec_plan_run(p, SITEREC_PLAN_TEST, &st), "plan run test");
+	assert_int_equal(st, SITEREC_PLAN_DONE);
+	siterec_plan_status s = pstatus(p);
+	assert_int_equal(s.n_groups, 7);
+	assert_int_equal(s.n_machines, 100);
+	assert_int_equal(s.machines_done, 100);
+	for (int i = 0; i < 100; i++)
+		assert_true(vm_exists(&f, i, "-test"));
+	/* groups in order: every start of group k+1 after every end of group k */
+	for (int k = 0; k + 1 < 7; k++)
+		for (int i = first[k]; i < first[k + 1]; i++)
+			for (int j = first[k + 1]; j < first[k + 2]; j++)
+				assert_true(h.end_seq[i] < h.start_seq[j]);
+	rec_clear(&r);
+	must(siterec_plan_run(p, SITEREC_PLAN_CLEANUP, &st), "plan run cleanup");
+	assert_int_equal(st, SITEREC_PLAN_DONE);
+	for (int i = 0; i < 100; i++)
+		assert_false(vm_exists(&f, i, "-test"));
+	siterec_plan_free(p);
+	fixture_end(&f, &h, &r, d, sp);
 }
 
 int main(void)
@@ -1010,6 +1163,8 @@ int main(void)
 		cmocka_unit_test(failures),
 		cmocka_unit_test(azure),
 		cmocka_unit_test(crash),
+		cmocka_unit_test(planned_failback),
+		cmocka_unit_test(hundred),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
