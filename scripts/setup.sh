@@ -7,7 +7,7 @@ PKGS=(
   build-essential meson ninja-build pkg-config
   libcurl4-openssl-dev libmbedtls-dev libcjson-dev libxxhash-dev libcmocka-dev
   abigail-tools valgrind qemu-utils rsync bc clang libclang-rt-14-dev
-  nodejs npm nginx btrfs-progs
+  nodejs npm nginx btrfs-progs doxygen
 )
 
 missing=()

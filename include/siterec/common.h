@@ -1,4 +1,4 @@
-/*
+/** @file
  * libsiterec — core: version, errors, allocator and log hooks, global init.
  *
  * Conventions of the whole API (see doc/api.md):
@@ -25,15 +25,15 @@ extern "C" {
 #if defined(SITEREC_BUILDING_LIBRARY) && defined(__GNUC__)
 #define SITEREC_API __attribute__((visibility("default")))
 #else
-#define SITEREC_API
+#define SITEREC_API /**< marks the exported functions (default visibility) */
 #endif
 
 /* ---- Version ------------------------------------------------------------- */
 
-#define SITEREC_VERSION_MAJOR 0
-#define SITEREC_VERSION_MINOR 1
-#define SITEREC_VERSION_PATCH 0
-#define SITEREC_VERSION_STRING "0.1.0"
+#define SITEREC_VERSION_MAJOR 0 /**< major version of these headers */
+#define SITEREC_VERSION_MINOR 1 /**< minor version of these headers */
+#define SITEREC_VERSION_PATCH 0 /**< patch version of these headers */
+#define SITEREC_VERSION_STRING "0.1.0" /**< "MAJOR.MINOR.PATCH" of these headers */
 /** Single comparable number: major * 10000 + minor * 100 + patch. */
 #define SITEREC_VERSION_NUMBER \
 	(SITEREC_VERSION_MAJOR * 10000 + SITEREC_VERSION_MINOR * 100 + SITEREC_VERSION_PATCH)
@@ -119,15 +119,15 @@ SITEREC_API int siterec_shutdown(void);
 
 /* ---- Allocator hook ------------------------------------------------------ */
 
-#define SITEREC_ALLOCATOR_VERSION 1
+#define SITEREC_ALLOCATOR_VERSION 1 /**< the version this header describes: set the struct's version field to it */
 
 /** Memory functions the library uses for everything it allocates. */
 typedef struct siterec_allocator {
 	unsigned int version;     /**< SITEREC_ALLOCATOR_VERSION */
-	void *(*malloc_fn)(size_t size, void *payload);
-	void *(*realloc_fn)(void *ptr, size_t size, void *payload);
-	void (*free_fn)(void *ptr, void *payload);
-	void *payload;
+	void *(*malloc_fn)(size_t size, void *payload); /**< like malloc(size) */
+	void *(*realloc_fn)(void *ptr, size_t size, void *payload); /**< like realloc(ptr, size) */
+	void (*free_fn)(void *ptr, void *payload); /**< like free(ptr) (NULL accepted) */
+	void *payload; /**< passed to the three functions */
 } siterec_allocator;
 
 /**
@@ -146,6 +146,7 @@ SITEREC_API void siterec_free(void *ptr);
 
 /* ---- Log hook ------------------------------------------------------------ */
 
+/** Levels of the log hook's messages. */
 typedef enum siterec_log_level {
 	SITEREC_LOG_NONE = 0,
 	SITEREC_LOG_ERROR = 1,
@@ -171,8 +172,8 @@ SITEREC_API int siterec_set_log(siterec_log_fn fn, int max_level, void *payload)
 
 /** A byte range of a disk. */
 typedef struct siterec_extent {
-	uint64_t offset;
-	uint64_t length;
+	uint64_t offset; /**< bytes from the start of the disk */
+	uint64_t length; /**< bytes */
 } siterec_extent;
 
 /** Called for each extent of a set, in ascending offset order. */

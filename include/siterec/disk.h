@@ -1,4 +1,4 @@
-/*
+/** @file
  * libsiterec — disk images: read VHDX and VHD, write the fixed VHD Azure attaches.
  *
  * One handle over several formats, detected from the file or forced:
@@ -30,6 +30,7 @@
 extern "C" {
 #endif
 
+/** An open disk image (disk.h). */
 typedef struct siterec_disk siterec_disk;
 
 /** Container formats (siterec_disk_options.format, siterec_disk_info.format). */
@@ -51,8 +52,9 @@ typedef enum siterec_disk_kind {
 #define SITEREC_DISK_OPEN_WRITE 0x1u  /**< open for writing (raw and fixed VHD only) */
 #define SITEREC_DISK_REPLAY_LOG 0x2u  /**< VHDX: replay an unapplied log into a read-only view */
 
-#define SITEREC_DISK_OPTIONS_VERSION 1
+#define SITEREC_DISK_OPTIONS_VERSION 1 /**< the version this header describes: set the struct's version field to it */
 
+/** Options of siterec_disk_open(). */
 typedef struct siterec_disk_options {
 	unsigned int version;     /**< SITEREC_DISK_OPTIONS_VERSION */
 	uint32_t format;          /**< siterec_disk_format; AUTO detects */
@@ -60,7 +62,7 @@ typedef struct siterec_disk_options {
 	uint32_t max_chain;       /**< deepest differencing chain accepted; 0 = 16 */
 } siterec_disk_options;
 
-#define SITEREC_DISK_OPTIONS_INIT { SITEREC_DISK_OPTIONS_VERSION, 0, 0, 0 }
+#define SITEREC_DISK_OPTIONS_INIT { SITEREC_DISK_OPTIONS_VERSION, 0, 0, 0 } /**< a struct of the current version, with its defaults (C only) */
 
 /** @since 0.1 */
 SITEREC_API int siterec_disk_options_init(siterec_disk_options *opts, unsigned int version);
@@ -79,8 +81,9 @@ SITEREC_API int siterec_disk_open(siterec_disk **out, const char *path,
 /** Close the image (and its parents). NULL accepted. @since 0.1 */
 SITEREC_API void siterec_disk_free(siterec_disk *disk);
 
-#define SITEREC_DISK_INFO_VERSION 1
+#define SITEREC_DISK_INFO_VERSION 1 /**< the version this header describes: set the struct's version field to it */
 
+/** Facts about an image (siterec_disk_info_get()). */
 typedef struct siterec_disk_info {
 	unsigned int version;       /**< set by the caller: SITEREC_DISK_INFO_VERSION */
 	uint32_t format;            /**< siterec_disk_format */
@@ -143,17 +146,18 @@ SITEREC_API int siterec_disk_write_cb(const void *buf, size_t length, uint64_t o
 /** fdatasync what was written. @since 0.1 */
 SITEREC_API int siterec_disk_flush(siterec_disk *disk);
 
-#define SITEREC_DISK_CREATE_OPTIONS_VERSION 1
+#define SITEREC_DISK_CREATE_OPTIONS_VERSION 1 /**< the version this header describes: set the struct's version field to it */
 
+/** Options of siterec_disk_create(). */
 typedef struct siterec_disk_create_options {
 	unsigned int version;     /**< SITEREC_DISK_CREATE_OPTIONS_VERSION */
 	uint32_t format;          /**< SITEREC_DISK_FORMAT_RAW (or 0) or SITEREC_DISK_FORMAT_VHD (fixed) */
 	uint8_t disk_id[16];      /**< VHD unique id; all zeros: a random one */
 	uint32_t flags;           /**< reserved, 0 */
-	uint32_t reserved;
+	uint32_t reserved; /**< 0 */
 } siterec_disk_create_options;
 
-#define SITEREC_DISK_CREATE_OPTIONS_INIT { SITEREC_DISK_CREATE_OPTIONS_VERSION, 0, {0}, 0, 0 }
+#define SITEREC_DISK_CREATE_OPTIONS_INIT { SITEREC_DISK_CREATE_OPTIONS_VERSION, 0, {0}, 0, 0 } /**< a struct of the current version, with its defaults (C only) */
 
 /** @since 0.1 */
 SITEREC_API int siterec_disk_create_options_init(siterec_disk_create_options *opts,

@@ -1,4 +1,4 @@
-/*
+/** @file
  * libsiterec — delta log: an append-only per-disk log of changed blocks.
  *
  * A log file has a header (format version, disk id and size, block size, first
@@ -42,17 +42,18 @@ typedef struct siterec_dlog siterec_dlog;
 /** Sequential reader of one log file. One thread at a time. */
 typedef struct siterec_dlog_reader siterec_dlog_reader;
 
-#define SITEREC_DLOG_SECTOR 512u
+#define SITEREC_DLOG_SECTOR 512u /**< records cover whole 512-byte sectors */
 /** Largest data length of one record. Longer appends are split. */
 #define SITEREC_DLOG_MAX_RECORD 4194304u
-#define SITEREC_DLOG_KEY_SIZE 32u
+#define SITEREC_DLOG_KEY_SIZE 32u /**< bytes of an AES-256-GCM log key */
 
 /** Writer flags (siterec_dlog_options.flags). */
 #define SITEREC_DLOG_SYNC_EACH 0x1u   /**< fdatasync after every append */
 #define SITEREC_DLOG_DETECT_ZERO 0x2u /**< store all-zero data of append() as zero records */
 
-#define SITEREC_DLOG_OPTIONS_VERSION 1
+#define SITEREC_DLOG_OPTIONS_VERSION 1 /**< the version this header describes: set the struct's version field to it */
 
+/** Options of a delta log (create, reopen, read, apply). */
 typedef struct siterec_dlog_options {
 	unsigned int version;     /**< SITEREC_DLOG_OPTIONS_VERSION */
 	uint32_t flags;           /**< SITEREC_DLOG_* */
@@ -65,7 +66,7 @@ typedef struct siterec_dlog_options {
 	size_t key_size;          /**< 0 or SITEREC_DLOG_KEY_SIZE */
 } siterec_dlog_options;
 
-#define SITEREC_DLOG_OPTIONS_INIT { SITEREC_DLOG_OPTIONS_VERSION, 0, 0, {0}, 0, 0, 0, NULL, 0 }
+#define SITEREC_DLOG_OPTIONS_INIT { SITEREC_DLOG_OPTIONS_VERSION, 0, 0, {0}, 0, 0, 0, NULL, 0 } /**< a struct of the current version, with its defaults (C only) */
 
 /** @since 0.1 */
 SITEREC_API int siterec_dlog_options_init(siterec_dlog_options *opts, unsigned int version);
@@ -147,14 +148,15 @@ SITEREC_API void siterec_dlog_free(siterec_dlog *log);
 
 /* ---- Reading ------------------------------------------------------------- */
 
-#define SITEREC_DLOG_INFO_VERSION 1
+#define SITEREC_DLOG_INFO_VERSION 1 /**< the version this header describes: set the struct's version field to it */
 
+/** Header facts and reading progress of a delta log (siterec_dlog_reader_info()). */
 typedef struct siterec_dlog_info {
 	unsigned int version;     /**< set by the caller: SITEREC_DLOG_INFO_VERSION */
 	uint32_t format_version;  /**< of the file */
-	uint64_t disk_size;
-	uint8_t disk_id[16];
-	uint32_t block_size;
+	uint64_t disk_size; /**< bytes of the disk the log describes */
+	uint8_t disk_id[16]; /**< id of that disk (as given when the log was created) */
+	uint32_t block_size; /**< bytes of the blocks the log was made from (tracker granularity) */
 	uint32_t encrypted;       /**< 1 when payloads are AES-256-GCM encrypted */
 	uint64_t first_seq;       /**< sequence of the first record the header promises */
 	uint64_t last_seq;        /**< of the last record read so far (first_seq - 1 if none);
@@ -169,11 +171,11 @@ typedef struct siterec_dlog_info {
 
 /** One record as returned by siterec_dlog_reader_next(). */
 typedef struct siterec_dlog_record {
-	uint64_t seq;
+	uint64_t seq; /**< the record's sequence number */
 	uint64_t offset;          /**< disk offset in bytes */
 	uint64_t length;          /**< disk bytes covered */
 	uint32_t zero;            /**< 1: the range is all zeros and data is NULL */
-	uint32_t reserved;
+	uint32_t reserved; /**< 0 */
 	const void *data;         /**< length bytes, valid until the next reader call */
 } siterec_dlog_record;
 

@@ -1,4 +1,4 @@
-/*
+/** @file
  * libsiterec — failover: bring a protected VM up on the target side from a
  * recovery point, as a drill (test failover) or for real (planned or unplanned
  * failover), then commit or cancel it.
@@ -81,6 +81,7 @@
 extern "C" {
 #endif
 
+/** The failover side of one protected VM in a target: its failover, test failover and failback slots. */
 typedef struct siterec_failover siterec_failover;
 
 /** Kinds of failover; also the slot a function works on. */
@@ -129,14 +130,14 @@ typedef struct siterec_nic {
 
 /** Network mapping: one source network to a target network. */
 typedef struct siterec_network_map {
-	const char *source_network;
-	const char *target_network;
+	const char *source_network; /**< a network of the source VMs */
+	const char *target_network; /**< the network it maps to on the target */
 	uint32_t n_subnets;              /**< >= 1 */
 	uint32_t reserved;               /**< 0 */
 	const char *const *subnets;      /**< the target network's subnets; [0] is the default */
 } siterec_network_map;
 
-#define SITEREC_FAILOVER_REQUEST_VERSION 1
+#define SITEREC_FAILOVER_REQUEST_VERSION 1 /**< the version this header describes: set the struct's version field to it */
 
 /**
  * What to fail over to. Every string is copied into the operation's state
@@ -155,14 +156,15 @@ typedef struct siterec_failover_request {
 	const char *vm_size;             /**< Azure size, NULL = "Standard_D2s_v3" */
 	const char *os_type;             /**< "Windows" or "Linux"; NULL = "Windows" */
 	const char *location;            /**< Azure region for the template; NULL = the resource group's */
-	uint32_t n_nics;
-	uint32_t n_networks;
-	const siterec_nic *nics;
-	const siterec_network_map *networks;
+	uint32_t n_nics; /**< NICs of the source VM (at most 32) */
+	uint32_t n_networks; /**< network map entries (at most 256) */
+	const siterec_nic *nics; /**< n_nics entries */
+	const siterec_network_map *networks; /**< n_networks entries */
 	const char *test_network;        /**< test failover: the isolated network, or NULL */
 	const char *test_subnet;         /**< its subnet, or NULL (then "default") */
 } siterec_failover_request;
 
+/** A struct of the current version, with its defaults (C only) */
 #define SITEREC_FAILOVER_REQUEST_INIT \
 	{ SITEREC_FAILOVER_REQUEST_VERSION, 0, { 0, 0, 0, 0 }, 0, 0, NULL, NULL, NULL, NULL, NULL, 0, 0, \
 	  NULL, NULL, NULL, NULL }
@@ -181,13 +183,13 @@ typedef struct siterec_failover_disk {
 
 /** One NIC of the target VM: mapped. */
 typedef struct siterec_failover_nic {
-	const char *network;
-	const char *subnet;
+	const char *network; /**< the target network */
+	const char *subnet; /**< its subnet */
 	const char *ip;          /**< or NULL */
 } siterec_failover_nic;
 
-#define SITEREC_FIRMWARE_BIOS 1u
-#define SITEREC_FIRMWARE_UEFI 2u
+#define SITEREC_FIRMWARE_BIOS 1u /**< boots BIOS (generation 1) */
+#define SITEREC_FIRMWARE_UEFI 2u /**< boots UEFI (generation 2) */
 
 /** The target VM to create (valid during the callback only). */
 typedef struct siterec_failover_vm {
@@ -196,17 +198,17 @@ typedef struct siterec_failover_vm {
 	const char *vm_id;             /**< the protected VM */
 	const char *name;              /**< the target VM's name */
 	uint32_t generation;           /**< 1 or 2 (rules at the top of this header) */
-	uint32_t source_generation;
+	uint32_t source_generation; /**< the protected VM's generation */
 	uint32_t firmware;             /**< SITEREC_FIRMWARE_* */
 	uint32_t isolated;             /**< 1: test failover, keep it off the production network */
 	uint64_t point_id;             /**< the point the disks hold */
 	int64_t point_time_ms;         /**< its cut (SITEREC_POINT_TIME: the instant restored) */
-	uint32_t n_disks;
-	uint32_t n_nics;
+	uint32_t n_disks; /**< entries of disks */
+	uint32_t n_nics; /**< entries of nics */
 	const siterec_failover_disk *disks;   /**< the OS disk first */
-	const siterec_failover_nic *nics;
-	const char *vm_size;
-	const char *os_type;
+	const siterec_failover_nic *nics; /**< the NICs, mapped to the target networks */
+	const char *vm_size; /**< Azure VM size */
+	const char *os_type; /**< "Windows" or "Linux" */
 	const char *arm_template;      /**< SITEREC_TARGET_AZURE: a deployable ARM template (JSON), else NULL */
 } siterec_failover_vm;
 
@@ -221,22 +223,24 @@ typedef int (*siterec_vm_remove_fn)(const siterec_failover_vm *vm, void *payload
  */
 typedef int (*siterec_vm_shutdown_fn)(const char *vm_id, void *payload);
 
-#define SITEREC_FAILOVER_OPTIONS_VERSION 1
+#define SITEREC_FAILOVER_OPTIONS_VERSION 1 /**< the version this header describes: set the struct's version field to it */
 
+/** Options of siterec_failover_open(): the target, the VM and the host callbacks. */
 typedef struct siterec_failover_options {
 	unsigned int version;            /**< SITEREC_FAILOVER_OPTIONS_VERSION */
 	uint32_t flags;                  /**< 0 */
 	siterec_store *store;            /**< the target holding the VM's replicas and points; must outlive the handle */
-	const char *vm_id;
+	const char *vm_id; /**< the protected VM */
 	siterec_replication *replication;/**< planned failover: the source's replication handle, else NULL */
 	siterec_vm_start_fn start;       /**< required */
 	siterec_vm_remove_fn remove;     /**< required */
 	siterec_vm_shutdown_fn shutdown; /**< planned failover: required */
 	void *payload;                   /**< passed to the three callbacks */
 	siterec_progress_fn progress;    /**< bytes of disk materialised of the total, or NULL */
-	void *progress_payload;
+	void *progress_payload; /**< passed to progress */
 } siterec_failover_options;
 
+/** A struct of the current version, with its defaults (C only) */
 #define SITEREC_FAILOVER_OPTIONS_INIT \
 	{ SITEREC_FAILOVER_OPTIONS_VERSION, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
 
@@ -326,14 +330,14 @@ typedef enum siterec_failover_phase {
 /** Name of a phase ("none", "starting", ..., as the state document writes it); NULL otherwise. @since 0.1 */
 SITEREC_API const char *siterec_failover_phase_name(uint32_t phase);
 
-#define SITEREC_FAILOVER_STATUS_VERSION 1
+#define SITEREC_FAILOVER_STATUS_VERSION 1 /**< the version this header describes: set the struct's version field to it */
 
 /** Where an operation stands (caller sets version). */
 typedef struct siterec_failover_status {
 	unsigned int version;         /**< SITEREC_FAILOVER_STATUS_VERSION */
 	uint32_t type;                /**< siterec_failover_type, 0 when the slot is empty */
 	uint32_t phase;               /**< siterec_failover_phase */
-	uint32_t n_disks;
+	uint32_t n_disks; /**< disks of the operation */
 	uint64_t generation;          /**< of the slot's document */
 	uint64_t point_id;            /**< the point used (0 before it is chosen) */
 	int64_t point_time_ms;        /**< its cut, or the instant restored */
@@ -342,7 +346,7 @@ typedef struct siterec_failover_status {
 	int64_t started_ms;           /**< when the operation began */
 	int64_t shutdown_ms;          /**< planned: when the shutdown callback was called, else 0 */
 	int64_t vm_started_ms;        /**< when the start callback returned, else 0 */
-	char vm_name[128];
+	char vm_name[128]; /**< the target VM (failback: the on-premises VM) */
 	uint64_t bytes_differing;     /**< failback, minimize downtime: bytes the checksums found differing */
 	uint64_t bytes_delta;         /**< failback: bytes written in the downtime phase */
 } siterec_failover_status;
@@ -415,8 +419,9 @@ typedef struct siterec_failback_disk {
 #define SITEREC_FAILBACK_ALTERNATE 0x1u  /**< the paths are new files, created (a fixed VHD when the name
                                               ends in .vhd, else raw); SITEREC_EEXISTS if one exists */
 
-#define SITEREC_FAILBACK_REQUEST_VERSION 1
+#define SITEREC_FAILBACK_REQUEST_VERSION 1 /**< the version this header describes: set the struct's version field to it */
 
+/** What to fail back to (siterec_failback_run()). */
 typedef struct siterec_failback_request {
 	unsigned int version;            /**< SITEREC_FAILBACK_REQUEST_VERSION */
 	uint32_t mode;                   /**< siterec_failback_mode */
@@ -424,12 +429,12 @@ typedef struct siterec_failback_request {
 	uint32_t block_size;             /**< checksum block, a power of two 512..1 MiB; 0 = 4096 */
 	uint32_t n_disks;                /**< every disk of the failover, once */
 	uint32_t reserved;               /**< 0 */
-	const siterec_failback_disk *disks;
+	const siterec_failback_disk *disks; /**< n_disks entries */
 	const char *journal_dir;         /**< the failed-over VM's journal, or NULL (scanned) */
 	const char *vm_name;             /**< the on-premises VM's name; NULL = the protected VM's name */
 } siterec_failback_request;
 
-#define SITEREC_FAILBACK_REQUEST_INIT { SITEREC_FAILBACK_REQUEST_VERSION, 0, 0, 0, 0, 0, NULL, NULL, NULL }
+#define SITEREC_FAILBACK_REQUEST_INIT { SITEREC_FAILBACK_REQUEST_VERSION, 0, 0, 0, 0, 0, NULL, NULL, NULL } /**< a struct of the current version, with its defaults (C only) */
 
 /** @since 0.1 */
 SITEREC_API int siterec_failback_request_init(siterec_failback_request *req, unsigned int version);
@@ -488,6 +493,7 @@ SITEREC_API int siterec_failover_reprotect(siterec_failover *f);
  * finished (state SITEREC_PLAN_FAILED, the error returned); resume retries it.
  */
 
+/** A recovery plan and the state of its run. */
 typedef struct siterec_plan siterec_plan;
 
 /** What a plan run does to each machine. */
@@ -518,16 +524,17 @@ typedef enum siterec_plan_event_kind {
 	SITEREC_PLAN_EV_PAUSED = 4       /**< a manual action: the run pauses (message: its text) */
 } siterec_plan_event_kind;
 
-#define SITEREC_PLAN_EVENT_VERSION 1
+#define SITEREC_PLAN_EVENT_VERSION 1 /**< the version this header describes: set the struct's version field to it */
 
+/** An event of a plan run. */
 typedef struct siterec_plan_event {
 	unsigned int version;        /**< SITEREC_PLAN_EVENT_VERSION (set by the library) */
 	uint32_t kind;               /**< siterec_plan_event_kind */
 	uint32_t op;                 /**< siterec_plan_op */
 	uint32_t group;              /**< index of the group */
 	int error;                   /**< 0 or the failure (siterec_error_last() on the reporting thread says why) */
-	uint32_t reserved;
-	const char *group_name;
+	uint32_t reserved; /**< 0 */
+	const char *group_name; /**< the group's name */
 	const char *vm_id;           /**< MACHINE */
 	const char *action;          /**< ACTION, PAUSED: its name */
 	const char *output;          /**< ACTION of a script: stdout and stderr, at most 64 KiB (the end), else NULL */
@@ -542,8 +549,9 @@ typedef int (*siterec_plan_action_fn)(const char *action, uint32_t op, const cha
 /** Planned failover: the replication handle of vm_id on this (source) host, into *out; the plan frees it. Called on a worker thread. */
 typedef int (*siterec_plan_replication_fn)(const char *vm_id, siterec_replication **out, void *payload);
 
-#define SITEREC_PLAN_OPTIONS_VERSION 1
+#define SITEREC_PLAN_OPTIONS_VERSION 1 /**< the version this header describes: set the struct's version field to it */
 
+/** Options of siterec_plan_open(). */
 typedef struct siterec_plan_options {
 	unsigned int version;                    /**< SITEREC_PLAN_OPTIONS_VERSION */
 	uint32_t flags;                          /**< 0 */
@@ -555,13 +563,14 @@ typedef struct siterec_plan_options {
 	siterec_vm_start_fn start;               /**< as in siterec_failover_options; called from worker */
 	siterec_vm_remove_fn remove;             /**< threads, at the same time for several machines: */
 	siterec_vm_shutdown_fn shutdown;         /**< they must be thread-safe */
-	void *payload;
+	void *payload; /**< passed to start, remove and shutdown */
 	siterec_plan_replication_fn replication; /**< planned failover (and its resume): required then */
 	siterec_plan_action_fn action;           /**< "callback" actions; NULL fails them */
 	siterec_plan_event_fn event;             /**< or NULL */
 	void *event_payload;                     /**< for action, replication and event */
 } siterec_plan_options;
 
+/** A struct of the current version, with its defaults (C only) */
 #define SITEREC_PLAN_OPTIONS_INIT \
 	{ SITEREC_PLAN_OPTIONS_VERSION, 0, NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
 
@@ -597,18 +606,19 @@ SITEREC_API int siterec_plan_run(siterec_plan *p, uint32_t op, uint32_t *state);
  */
 SITEREC_API int siterec_plan_resume(siterec_plan *p, uint32_t *state);
 
-#define SITEREC_PLAN_STATUS_VERSION 1
+#define SITEREC_PLAN_STATUS_VERSION 1 /**< the version this header describes: set the struct's version field to it */
 
+/** Where a plan run stands (siterec_plan_status_get()). */
 typedef struct siterec_plan_status {
 	unsigned int version;        /**< SITEREC_PLAN_STATUS_VERSION */
 	uint32_t state;              /**< siterec_plan_state */
 	uint32_t op;                 /**< of the run, 0 when none */
 	uint32_t group;              /**< the group under way (or paused at, or failed in) */
-	uint32_t n_groups;
-	uint32_t n_machines;
+	uint32_t n_groups; /**< groups of the plan */
+	uint32_t n_machines; /**< machines of the plan */
 	uint32_t machines_done;      /**< in this run */
-	uint32_t machines_failed;
-	int64_t started_ms;
+	uint32_t machines_failed; /**< in this run */
+	int64_t started_ms; /**< when the run began (ms since the epoch) */
 	int64_t common_time_ms;      /**< a common-cut run: the instant chosen, else 0 */
 	char paused_at[128];         /**< PAUSED: the manual action's name */
 	char error[256];             /**< FAILED: what failed */

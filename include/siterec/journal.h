@@ -1,4 +1,4 @@
-/*
+/** @file
  * libsiterec — the journal: the writing side of replication, for a VM's I/O path
  * (a hypervisor, a block device daemon), and its hand-over of delta logs to the
  * replicating side, which may be another process.
@@ -43,6 +43,7 @@
 extern "C" {
 #endif
 
+/** A VM's journal (writer or replicating side). */
 typedef struct siterec_journal siterec_journal;
 
 /** One disk of a journal. */
@@ -51,7 +52,7 @@ typedef struct siterec_journal_disk {
 	                                not control, control.tmp or writer.lock (the journal's files) */
 	uint64_t size;             /**< bytes, a multiple of 512 */
 	siterec_write_fn write;    /**< writer side: where writes go after the log, or NULL */
-	void *write_payload;
+	void *write_payload; /**< passed to write */
 } siterec_journal_disk;
 
 #define SITEREC_JOURNAL_WRITER 0x1u  /**< open as the writing side (exclusive, flock) */
@@ -59,17 +60,18 @@ typedef struct siterec_journal_disk {
 #define SITEREC_JOURNAL_SYNC_EACH 0x4u /**< make every write's log record durable before returning */
 #define SITEREC_JOURNAL_ADD_DISKS 0x8u /**< the disks may extend the journal's: see siterec_journal_open() */
 
-#define SITEREC_JOURNAL_OPTIONS_VERSION 1
+#define SITEREC_JOURNAL_OPTIONS_VERSION 1 /**< the version this header describes: set the struct's version field to it */
 
+/** Options of siterec_journal_open(). */
 typedef struct siterec_journal_options {
 	unsigned int version;           /**< SITEREC_JOURNAL_OPTIONS_VERSION */
 	uint32_t flags;                 /**< SITEREC_JOURNAL_* */
 	uint32_t n_disks;               /**< 1..64 */
-	uint32_t reserved;
-	const siterec_journal_disk *disks;
+	uint32_t reserved; /**< 0 */
+	const siterec_journal_disk *disks; /**< n_disks entries, in the journal's order */
 } siterec_journal_options;
 
-#define SITEREC_JOURNAL_OPTIONS_INIT { SITEREC_JOURNAL_OPTIONS_VERSION, 0, 0, 0, NULL }
+#define SITEREC_JOURNAL_OPTIONS_INIT { SITEREC_JOURNAL_OPTIONS_VERSION, 0, 0, 0, NULL } /**< a struct of the current version, with its defaults (C only) */
 
 /** @since 0.1 */
 SITEREC_API int siterec_journal_options_init(siterec_journal_options *opts, unsigned int version);

@@ -1,4 +1,4 @@
-/*
+/** @file
  * libsiterec — replication: protect a VM's disks into a storage target and keep
  * consistent recovery points there on a policy.
  *
@@ -78,6 +78,7 @@
 extern "C" {
 #endif
 
+/** The replication of one protected VM. */
 typedef struct siterec_replication siterec_replication;
 
 /** Role of a VM disk. */
@@ -93,13 +94,13 @@ typedef struct siterec_vm_disk {
 	const char *id;           /**< 1..64 of [A-Za-z0-9._-], unique in the VM; names its replica */
 	const char *path;         /**< image to read (raw, VHD, VHDX: disk.h), or NULL to use read */
 	siterec_read_fn read;     /**< when path is NULL: reads the disk */
-	void *read_payload;
+	void *read_payload; /**< passed to read */
 	uint64_t size;            /**< when path is NULL: bytes (a multiple of 512) */
 	uint32_t role;            /**< siterec_vm_disk_role */
 	uint32_t flags;           /**< SITEREC_VM_DISK_* */
 } siterec_vm_disk;
 
-#define SITEREC_VM_VERSION 1
+#define SITEREC_VM_VERSION 1 /**< the version this header describes: set the struct's version field to it */
 
 /** A VM to protect. */
 typedef struct siterec_vm {
@@ -108,8 +109,8 @@ typedef struct siterec_vm {
 	const char *id;           /**< 1..64 of [A-Za-z0-9._-], not starting with '.' */
 	const char *name;         /**< display name, any UTF-8, or NULL */
 	uint32_t n_disks;         /**< 1..64, exactly one SITEREC_DISK_ROLE_OS */
-	uint32_t reserved;
-	const siterec_vm_disk *disks;
+	uint32_t reserved; /**< 0 */
+	const siterec_vm_disk *disks; /**< n_disks entries, in the VM's order */
 } siterec_vm;
 
 #define SITEREC_POLICY_CONTINUOUS 0u   /**< interval_s 0: cycles back to back, a point only when something was written */
@@ -123,8 +124,9 @@ typedef struct siterec_vm {
  */
 typedef int (*siterec_quiesce_fn)(int freeze, void *payload);
 
-#define SITEREC_REPLICATION_OPTIONS_VERSION 2
+#define SITEREC_REPLICATION_OPTIONS_VERSION 2 /**< the version this header describes: set the struct's version field to it */
 
+/** Options of siterec_replication_open(): the policy, the state directory, the target. */
 typedef struct siterec_replication_options {
 	unsigned int version;          /**< SITEREC_REPLICATION_OPTIONS_VERSION */
 	uint32_t flags;                /**< SITEREC_REPLICATION_* */
@@ -134,9 +136,9 @@ typedef struct siterec_replication_options {
 	uint32_t app_every_s;          /**< an app-consistent point every this many seconds; 0 = never */
 	uint64_t retention_s;          /**< recovery points older than this are pruned; 0 = 86400 */
 	siterec_quiesce_fn quiesce;    /**< or NULL */
-	void *quiesce_payload;
+	void *quiesce_payload; /**< passed to quiesce */
 	siterec_progress_fn progress;  /**< bytes done of bytes to do in initial replication and cycles */
-	void *progress_payload;
+	void *progress_payload; /**< passed to progress */
 	/* version 2 */
 	uint32_t apply_delay_s;        /**< siterec_replication_apply() starts a batch once the oldest
 	                                    write not applied is this old; 0 = 120 */
@@ -145,6 +147,7 @@ typedef struct siterec_replication_options {
 	                                    a smaller RPO too); 0 = none */
 } siterec_replication_options;
 
+/** A struct of the current version, with its defaults (C only) */
 #define SITEREC_REPLICATION_OPTIONS_INIT \
 	{ SITEREC_REPLICATION_OPTIONS_VERSION, 0, NULL, NULL, 300, 0, 0, NULL, NULL, NULL, NULL, 0, 0 }
 
@@ -208,7 +211,7 @@ typedef enum siterec_replication_state {
  */
 SITEREC_API const char *siterec_replication_state_name(uint32_t state);
 
-#define SITEREC_CYCLE_RESULT_VERSION 1
+#define SITEREC_CYCLE_RESULT_VERSION 1 /**< the version this header describes: set the struct's version field to it */
 
 /** What a cycle did (caller sets version). */
 typedef struct siterec_cycle_result {
@@ -217,7 +220,7 @@ typedef struct siterec_cycle_result {
 	uint64_t point_id;           /**< id of the point added (0 if none) */
 	int64_t cut_time_ms;         /**< its cut */
 	uint64_t bytes_shipped;      /**< log bytes sent to the target */
-	uint64_t points_pruned;
+	uint64_t points_pruned; /**< points deleted by retention in this cycle */
 } siterec_cycle_result;
 
 /**
@@ -296,8 +299,9 @@ typedef enum siterec_follow_kind {
 	SITEREC_FOLLOW_RESYNC = 5     /**< a resync starts (error: why) */
 } siterec_follow_kind;
 
-#define SITEREC_FOLLOW_EVENT_VERSION 1
+#define SITEREC_FOLLOW_EVENT_VERSION 1 /**< the version this header describes: set the struct's version field to it */
 
+/** An event of siterec_replication_follow(). */
 typedef struct siterec_follow_event {
 	unsigned int version;         /**< SITEREC_FOLLOW_EVENT_VERSION (set by the library) */
 	uint32_t kind;                /**< siterec_follow_kind */
@@ -328,7 +332,7 @@ typedef int (*siterec_follow_fn)(const siterec_follow_event *event, void *payloa
  */
 SITEREC_API int siterec_replication_follow(siterec_replication *r, siterec_follow_fn fn, void *payload);
 
-#define SITEREC_REPLICATION_STATUS_VERSION 2
+#define SITEREC_REPLICATION_STATUS_VERSION 2 /**< the version this header describes: set the struct's version field to it */
 
 /** Where replication stands (caller sets version). */
 typedef struct siterec_replication_status {

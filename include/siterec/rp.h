@@ -1,4 +1,4 @@
-/*
+/** @file
  * libsiterec — recovery points: consistent multi-disk points of one protected VM,
  * kept in the storage target next to its replica disks, so that any host that
  * can open the target can list them and fail over from them.
@@ -37,6 +37,7 @@
 extern "C" {
 #endif
 
+/** The recovery points of one VM in a target. */
 typedef struct siterec_rp_catalog siterec_rp_catalog;
 
 /** Kinds of recovery points. */
@@ -71,7 +72,7 @@ typedef struct siterec_rp_log {
 	                            made before; 0 = unknown (then it counts as sealed at the point's cut) */
 } siterec_rp_log;
 
-#define SITEREC_RP_POINT_VERSION 2
+#define SITEREC_RP_POINT_VERSION 2 /**< the version this header describes: set the struct's version field to it */
 
 /**
  * A recovery point. As input of siterec_rp_add() the caller fills it; as output
@@ -86,13 +87,13 @@ typedef struct siterec_rp_point {
 	int64_t cut_time_ms;        /**< time of the cut, ms since the Unix epoch (UTC) */
 	uint32_t n_disks;           /**< 1..256 */
 	uint32_t reserved;          /**< 0 */
-	const siterec_rp_disk *disks;
+	const siterec_rp_disk *disks; /**< n_disks entries */
 	/* version 2 */
 	uint64_t n_logs;            /**< logs to apply on top of the snapshots (0: a snapshot point); at most 100,000 */
 	const siterec_rp_log *logs; /**< ascending by (disk_index, seq) */
 } siterec_rp_point;
 
-#define SITEREC_RP_POINT_INIT { SITEREC_RP_POINT_VERSION, 0, 0, 0, 0, 0, NULL, 0, NULL }
+#define SITEREC_RP_POINT_INIT { SITEREC_RP_POINT_VERSION, 0, 0, 0, 0, 0, NULL, 0, NULL } /**< a struct of the current version, with its defaults (C only) */
 
 /**
  * Open the catalogue of VM vm_id (1..64 of [A-Za-z0-9._-], not starting with '.',

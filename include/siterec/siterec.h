@@ -1,4 +1,4 @@
-/*
+/** @file
  * libsiterec — disaster-recovery replication for virtual machine disks.
  * The umbrella header: includes every layer. See README.md and doc/api.md.
  */

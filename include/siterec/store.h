@@ -1,4 +1,4 @@
-/*
+/** @file
  * libsiterec — storage: where replica disks, their snapshots and the replication's
  * small metadata documents live. One interface, targets chosen by URL:
  *
@@ -35,7 +35,9 @@
 extern "C" {
 #endif
 
+/** A storage target (file:// directory or Azure Blob container). */
 typedef struct siterec_store siterec_store;
+/** A queued writer on one disk of a store. */
 typedef struct siterec_store_writer siterec_store_writer;
 
 /** Store flags (siterec_store_options.flags). */
@@ -43,8 +45,9 @@ typedef struct siterec_store_writer siterec_store_writer;
 #define SITEREC_STORE_CONTENT_MD5 0x2u  /**< send a transactional Content-MD5 with each page write */
 #define SITEREC_STORE_CREATE 0x4u       /**< create the directory / container if missing */
 
-#define SITEREC_STORE_OPTIONS_VERSION 1
+#define SITEREC_STORE_OPTIONS_VERSION 1 /**< the version this header describes: set the struct's version field to it */
 
+/** Options of siterec_store_open(): credentials, TLS, limits. */
 typedef struct siterec_store_options {
 	unsigned int version;        /**< SITEREC_STORE_OPTIONS_VERSION */
 	uint32_t flags;              /**< SITEREC_STORE_* */
@@ -55,12 +58,12 @@ typedef struct siterec_store_options {
 	uint32_t timeout_ms;         /**< per request; 0 = 60000 */
 	uint64_t bandwidth_limit;    /**< bytes/s sent by all requests of the store together; 0 = unlimited */
 	uint32_t max_retries;        /**< retries of a failed request; 0 = 6 */
-	uint32_t reserved;
+	uint32_t reserved; /**< 0 */
 	siterec_progress_fn progress;  /**< bytes done of bytes to do, for every long call; non-zero cancels */
-	void *progress_payload;
+	void *progress_payload; /**< passed to progress */
 } siterec_store_options;
 
-#define SITEREC_STORE_OPTIONS_INIT { SITEREC_STORE_OPTIONS_VERSION, 0, NULL, NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL }
+#define SITEREC_STORE_OPTIONS_INIT { SITEREC_STORE_OPTIONS_VERSION, 0, NULL, NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL } /**< a struct of the current version, with its defaults (C only) */
 
 /** @since 0.1 */
 SITEREC_API int siterec_store_options_init(siterec_store_options *opts, unsigned int version);
@@ -174,8 +177,9 @@ SITEREC_API void siterec_store_writer_free(siterec_store_writer *w);
 #define SITEREC_STORE_UPLOAD_RESUME 0x1u /**< continue this disk's recorded upload (or start one) */
 #define SITEREC_STORE_UPLOAD_VHD 0x2u    /**< make the disk an attachable fixed VHD (see below) */
 
-#define SITEREC_STORE_UPLOAD_OPTIONS_VERSION 1
+#define SITEREC_STORE_UPLOAD_OPTIONS_VERSION 1 /**< the version this header describes: set the struct's version field to it */
 
+/** Options of siterec_store_upload(). */
 typedef struct siterec_store_upload_options {
 	unsigned int version;        /**< SITEREC_STORE_UPLOAD_OPTIONS_VERSION */
 	uint32_t flags;              /**< SITEREC_STORE_UPLOAD_* */
@@ -184,13 +188,13 @@ typedef struct siterec_store_upload_options {
 	uint64_t checkpoint_bytes;   /**< record progress after this many bytes read; 0 = 256 MiB */
 } siterec_store_upload_options;
 
-#define SITEREC_STORE_UPLOAD_OPTIONS_INIT { SITEREC_STORE_UPLOAD_OPTIONS_VERSION, 0, NULL, NULL, 0 }
+#define SITEREC_STORE_UPLOAD_OPTIONS_INIT { SITEREC_STORE_UPLOAD_OPTIONS_VERSION, 0, NULL, NULL, 0 } /**< a struct of the current version, with its defaults (C only) */
 
 /** @since 0.1 */
 SITEREC_API int siterec_store_upload_options_init(siterec_store_upload_options *opts,
                                                   unsigned int version);
 
-#define SITEREC_STORE_UPLOAD_STATS_VERSION 1
+#define SITEREC_STORE_UPLOAD_STATS_VERSION 1 /**< the version this header describes: set the struct's version field to it */
 
 /** What an upload did (caller sets version). */
 typedef struct siterec_store_upload_stats {

@@ -1,4 +1,4 @@
-/*
+/** @file
  * libsiterec — change tracking: which blocks of a disk changed.
  *
  * A tracker belongs to one disk. The write path calls siterec_tracker_mark()
@@ -34,12 +34,13 @@
 extern "C" {
 #endif
 
+/** A dirty-block tracker of one disk. */
 typedef struct siterec_tracker siterec_tracker;
 
 /** Smallest, default and largest tracking granularity, in bytes (powers of two). */
 #define SITEREC_TRACKER_BLOCK_MIN 512u
-#define SITEREC_TRACKER_BLOCK_DEFAULT 4096u
-#define SITEREC_TRACKER_BLOCK_MAX 1048576u
+#define SITEREC_TRACKER_BLOCK_DEFAULT 4096u /**< default tracking block (bytes) */
+#define SITEREC_TRACKER_BLOCK_MAX 1048576u /**< largest tracking block (bytes) */
 /** Default size of one activity-record region. */
 #define SITEREC_TRACKER_ACTIVITY_DEFAULT 67108864u
 
@@ -51,8 +52,9 @@ typedef enum siterec_tracker_state {
 	SITEREC_TRACKER_UNTRUSTED = 4  /**< earlier state lost or corrupt: resync (hash scan) needed */
 } siterec_tracker_state;
 
-#define SITEREC_TRACKER_OPTIONS_VERSION 1
+#define SITEREC_TRACKER_OPTIONS_VERSION 1 /**< the version this header describes: set the struct's version field to it */
 
+/** Options of siterec_tracker_open(). */
 typedef struct siterec_tracker_options {
 	unsigned int version;     /**< SITEREC_TRACKER_OPTIONS_VERSION */
 	uint32_t block_size;      /**< tracking granularity, power of two 512..1 MiB; 0 = 4 KiB */
@@ -60,10 +62,10 @@ typedef struct siterec_tracker_options {
 	const char *state_path;   /**< persisted state file (the activity record is
 	                               state_path + ".act"); NULL: memory only */
 	uint32_t flags;           /**< reserved, 0 */
-	uint32_t reserved;
+	uint32_t reserved; /**< 0 */
 } siterec_tracker_options;
 
-#define SITEREC_TRACKER_OPTIONS_INIT { SITEREC_TRACKER_OPTIONS_VERSION, 0, 0, NULL, 0, 0 }
+#define SITEREC_TRACKER_OPTIONS_INIT { SITEREC_TRACKER_OPTIONS_VERSION, 0, 0, NULL, 0, 0 } /**< a struct of the current version, with its defaults (C only) */
 
 /** Fill opts with defaults for the given version. @since 0.1 */
 SITEREC_API int siterec_tracker_options_init(siterec_tracker_options *opts, unsigned int version);
@@ -150,12 +152,13 @@ SITEREC_API int siterec_tracker_save(siterec_tracker *t);
  */
 SITEREC_API int siterec_tracker_close(siterec_tracker *t);
 
-#define SITEREC_TRACKER_STATS_VERSION 1
+#define SITEREC_TRACKER_STATS_VERSION 1 /**< the version this header describes: set the struct's version field to it */
 
+/** Counters of a tracker (siterec_tracker_stats_get()). */
 typedef struct siterec_tracker_stats {
 	unsigned int version;   /**< set by the caller: SITEREC_TRACKER_STATS_VERSION */
-	uint32_t block_size;
-	uint64_t disk_size;
+	uint32_t block_size; /**< bytes per tracked block */
+	uint64_t disk_size; /**< bytes of the disk */
 	uint64_t epoch;         /**< number of the current (live) epoch, from 1 */
 	uint64_t dirty_bytes;   /**< bytes of blocks marked in the live set */
 	uint64_t frozen_bytes;  /**< bytes of blocks in the frozen set (0 when none) */
@@ -173,6 +176,7 @@ SITEREC_API int siterec_tracker_stats_get(siterec_tracker *t, siterec_tracker_st
 
 /* ---- Hash scan ----------------------------------------------------------- */
 
+/** Block hashes of a disk (hash scan). */
 typedef struct siterec_hashmap siterec_hashmap;
 
 /**
@@ -201,18 +205,19 @@ SITEREC_API int siterec_hashmap_info(const siterec_hashmap *map, uint64_t *disk_
 /** Scan flags. */
 #define SITEREC_HASHSCAN_UPDATE 0x1u  /**< store the hashes read into the map */
 
-#define SITEREC_HASHSCAN_OPTIONS_VERSION 1
+#define SITEREC_HASHSCAN_OPTIONS_VERSION 1 /**< the version this header describes: set the struct's version field to it */
 
+/** Options of a hash scan. */
 typedef struct siterec_hashscan_options {
 	unsigned int version;   /**< SITEREC_HASHSCAN_OPTIONS_VERSION */
 	uint32_t flags;         /**< SITEREC_HASHSCAN_* */
 	uint32_t threads;       /**< hashing threads for the fd scan; 0 = one per CPU (max 8); at most 64 */
-	uint32_t reserved;
+	uint32_t reserved; /**< 0 */
 	siterec_progress_fn progress;  /**< bytes scanned of the disk size; may be NULL */
-	void *progress_payload;
+	void *progress_payload; /**< passed to progress */
 } siterec_hashscan_options;
 
-#define SITEREC_HASHSCAN_OPTIONS_INIT { SITEREC_HASHSCAN_OPTIONS_VERSION, 0, 0, 0, NULL, NULL }
+#define SITEREC_HASHSCAN_OPTIONS_INIT { SITEREC_HASHSCAN_OPTIONS_VERSION, 0, 0, 0, NULL, NULL } /**< a struct of the current version, with its defaults (C only) */
 
 /** @since 0.1 */
 SITEREC_API int siterec_hashscan_options_init(siterec_hashscan_options *opts, unsigned int version);
