@@ -368,6 +368,8 @@ int slot_create(siterec_failover *f, int k, cJSON *doc)
 	return rc;
 }
 
+static int choose(siterec_failover *f, const cJSON *c, uint64_t limit, uint64_t *id, int64_t *time_ms);
+
 static int op_create(siterec_failover *f, int k, uint32_t type, const siterec_failover_request *req)
 {
 	if (!req)
@@ -376,6 +378,24 @@ static int op_create(siterec_failover *f, int k, uint32_t type, const siterec_fa
 	int rc = request_json(f, req, type, &rq);
 	if (rc)
 		return rc;
+	if (type != SITEREC_FAILOVER_PLANNED) {
+		/* a choice no point fits fails here, before anything is recorded or taken
+		 * over (the fence may narrow it later; then the operation stays to cancel) */
+		cJSON *c = cJSON_CreateObject();
+		uint64_t id = 0;
+		int64_t t = 0;
+		if (!c)
+			rc = sr_err(SITEREC_ENOMEM, "failover: out of memory");
+		else
+			choice_put(c, &req->point);
+		if (rc == 0)
+			rc = choose(f, cJSON_GetObjectItemCaseSensitive(c, "point"), UINT64_MAX, &id, &t);
+		cJSON_Delete(c);
+		if (rc) {
+			cJSON_Delete(rq);
+			return rc;
+		}
+	}
 	sr_repl_view *v = sr_calloc(1, sizeof(*v));
 	if (!v || !(d = doc_new(f, type)))
 		rc = sr_err(SITEREC_ENOMEM, "failover: out of memory");

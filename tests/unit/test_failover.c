@@ -737,7 +737,7 @@ static void cancel_and_time(void **state)
 	h.fail_start = 1;
 	q.point = (siterec_point_choice){ .how = SITEREC_POINT_LATEST_APP };
 	th_assert_err(siterec_failover_run(fo, &q), SITEREC_ENOTFOUND);   /* no app-consistent point */
-	must(siterec_failover_cancel(fo), "cancel the failover that found no point");
+	assert_int_equal(phase(fo, SITEREC_FAILOVER_UNPLANNED), SITEREC_FO_NONE);
 	q.point = (siterec_point_choice){ .how = SITEREC_POINT_LATEST_PROCESSED };
 	th_assert_err(siterec_failover_run(fo, &q), SITEREC_EABORTED);
 	assert_int_equal(siterec_error_last()->callback_code, -7);
@@ -1278,9 +1278,13 @@ static void errors(void **state)
 	q.version = SITEREC_FAILOVER_REQUEST_VERSION;
 	q.point = (siterec_point_choice){ .how = SITEREC_POINT_ID, .id = 12345 };
 	th_assert_err(siterec_failover_run(fo, &q), SITEREC_ENOTFOUND);
-	/* that one took the VM over before it found no such point: it stays until cancelled */
-	assert_int_equal(phase(fo, SITEREC_FAILOVER_UNPLANNED), SITEREC_FO_STARTING);
-	must(siterec_failover_cancel(fo), "cancel");
+	/* no point fits: nothing recorded, nothing taken over */
+	assert_int_equal(phase(fo, SITEREC_FAILOVER_UNPLANNED), SITEREC_FO_NONE);
+	must(siterec_replication_cycle(r, NULL), "replication goes on");   /* not fenced */
+	q.type = SITEREC_FAILOVER_TEST;
+	th_assert_err(siterec_failover_test(fo, &q), SITEREC_ENOTFOUND);
+	assert_int_equal(phase(fo, SITEREC_FAILOVER_TEST), SITEREC_FO_NONE);
+	q.type = SITEREC_FAILOVER_UNPLANNED;
 	/* calls without an operation, or on a wrong type */
 	siterec_point_choice ch = { .how = SITEREC_POINT_LATEST };
 	th_assert_err(siterec_failover_change_point(fo, &ch), SITEREC_ENOTFOUND);
