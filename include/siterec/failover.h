@@ -43,7 +43,7 @@
  *  from where it stood). Commit deletes every other point.
  *
  * Disks. On an Azure target with no disk_dir, the failover's disks are page
- * blobs in the same container, "VM/test/DISK" or "VM/failover/DISK", each an
+ * blobs in the same container, "VM/test-disks/DISK" or "VM/failover-disks/DISK", each an
  * attachable fixed VHD the size of its replica. With disk_dir (required on a
  * file:// target), they are files DISK_DIR/DISK.raw or DISK_DIR/DISK.vhd (a
  * fixed VHD, disk.h), as the caller chooses; DISK-test.raw or DISK-test.vhd for
