@@ -19,6 +19,8 @@ int cmd_replication(int argc, char **argv);
 int cmd_failover(int argc, char **argv);
 /* plan run|resume|status: recovery plans (exit 3: paused at a manual action) */
 int cmd_plan(int argc, char **argv);
+/* planner --csv FILE ...: the deployment planner over a churn profile */
+int cmd_planner(int argc, char **argv);
 /* Open the protection recorded by `siterec protect` in state_dir (url, ca: NULL
  * or overrides): its store, replication handle and VM id. 0, or prints and 2. */
 int cli_repl_open(const char *state_dir, const char *url, const char *ca, siterec_store **st,

@@ -67,6 +67,10 @@ static void usage(FILE *f)
 	        "  plan run|resume|status PLAN.json --url URL --state FILE [--op OP] [--vm-dir DIR] ...\n"
 	        "                        a recovery plan: groups of VMs in order, with scripts and\n"
 	        "                        manual steps between (exit 3: paused); see --help of it\n"
+	        "  planner --csv FILE [--bandwidth MBPS] [--retention HOURS] [--json] [--html OUT.html]\n"
+	        "                        deployment planner: from a churn profile (CSV), per VM the\n"
+	        "                        limits it fails, bandwidth for an RPO of 15/30/60 min,\n"
+	        "                        storage, initial replication time, copy frequency\n"
 	        "  version               library version\n"
 	        "\n"
 	        "Encrypted logs: the key comes from SITEREC_LOG_KEY (64 hex digits).\n"
@@ -105,6 +109,8 @@ int main(int argc, char **argv)
 		rc = cmd_failover(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "plan"))
 		rc = cmd_plan(argc - 1, argv + 1);
+	else if (!strcmp(argv[1], "planner"))
+		rc = cmd_planner(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "version")) {
 		printf("libsiterec %s\n", siterec_version(NULL, NULL, NULL));
 		rc = 0;

@@ -14,5 +14,6 @@
 #include "journal.h"
 #include "replication.h"
 #include "failover.h"
+#include "planner.h"
 
 #endif /* SITEREC_H */

@@ -1,7 +1,7 @@
 # Generated from include/siterec/*.h by the binding's maintainer, then reviewed;
 # tests/test_drift.py and tests/test_layout.py keep it equal to the C headers.
 # flake8: noqa
-from ctypes import (CFUNCTYPE, POINTER, Structure, c_char, c_char_p, c_int, c_int64, c_size_t,
+from ctypes import (CFUNCTYPE, POINTER, Structure, c_char, c_char_p, c_double, c_int, c_int64, c_size_t,
                     c_uint, c_uint8, c_uint32, c_uint64, c_void_p)
 from ._loader import ffi
 
@@ -215,6 +215,9 @@ class siterec_failover(Structure):
     pass
 
 class siterec_plan(Structure):
+    pass
+
+class siterec_planner(Structure):
     pass
 
 # ---- structs (forward declared: callbacks refer to them) ----
@@ -789,7 +792,46 @@ siterec_plan_status._fields_ = [
     ('error', c_char * 256),
 ]
 
-STRUCTS = {'siterec_error': siterec_error, 'siterec_allocator': siterec_allocator, 'siterec_extent': siterec_extent, 'siterec_tracker_options': siterec_tracker_options, 'siterec_tracker_stats': siterec_tracker_stats, 'siterec_hashscan_options': siterec_hashscan_options, 'siterec_dlog_options': siterec_dlog_options, 'siterec_dlog_info': siterec_dlog_info, 'siterec_dlog_record': siterec_dlog_record, 'siterec_disk_options': siterec_disk_options, 'siterec_disk_info': siterec_disk_info, 'siterec_disk_create_options': siterec_disk_create_options, 'siterec_store_options': siterec_store_options, 'siterec_store_upload_options': siterec_store_upload_options, 'siterec_store_upload_stats': siterec_store_upload_stats, 'siterec_rp_disk': siterec_rp_disk, 'siterec_rp_log': siterec_rp_log, 'siterec_rp_point': siterec_rp_point, 'siterec_journal_disk': siterec_journal_disk, 'siterec_journal_options': siterec_journal_options, 'siterec_vm_disk': siterec_vm_disk, 'siterec_vm': siterec_vm, 'siterec_replication_options': siterec_replication_options, 'siterec_cycle_result': siterec_cycle_result, 'siterec_follow_event': siterec_follow_event, 'siterec_replication_status': siterec_replication_status, 'siterec_point_choice': siterec_point_choice, 'siterec_nic': siterec_nic, 'siterec_network_map': siterec_network_map, 'siterec_failover_request': siterec_failover_request, 'siterec_failover_disk': siterec_failover_disk, 'siterec_failover_nic': siterec_failover_nic, 'siterec_failover_vm': siterec_failover_vm, 'siterec_failover_options': siterec_failover_options, 'siterec_failover_status': siterec_failover_status, 'siterec_failback_disk': siterec_failback_disk, 'siterec_failback_request': siterec_failback_request, 'siterec_plan_event': siterec_plan_event, 'siterec_plan_options': siterec_plan_options, 'siterec_plan_status': siterec_plan_status}
+class siterec_planner_options(Structure):
+    _fields_ = [
+        ('version', c_uint),
+        ('percentile', c_uint32),
+        ('growth_percent', c_uint32),
+        ('interval_s', c_uint32),
+        ('bandwidth_mbps', c_double),
+        ('retention_s', c_uint64),
+        ('disk_churn_limit', c_uint64),
+        ('vm_churn_limit', c_uint64),
+        ('disk_size_limit', c_uint64),
+        ('disk_count_limit', c_uint32),
+        ('reserved', c_uint32),
+    ]
+
+class siterec_planner_vm(Structure):
+    _fields_ = [
+        ('version', c_uint),
+        ('fits', c_uint32),
+        ('failed', c_uint32),
+        ('disks', c_uint32),
+        ('name', c_char_p),
+        ('churn_mean', c_double),
+        ('churn_peak', c_double),
+        ('churn_percentile', c_double),
+        ('churn_planned', c_double),
+        ('rpo15_p90_mbps', c_double),
+        ('rpo15_p100_mbps', c_double),
+        ('rpo30_p90_mbps', c_double),
+        ('rpo30_p100_mbps', c_double),
+        ('rpo60_p90_mbps', c_double),
+        ('rpo60_p100_mbps', c_double),
+        ('replica_bytes', c_uint64),
+        ('retention_bytes', c_uint64),
+        ('initial_replication_s', c_double),
+        ('copy_frequency_s', c_uint32),
+        ('reserved', c_uint32),
+    ]
+
+STRUCTS = {'siterec_error': siterec_error, 'siterec_allocator': siterec_allocator, 'siterec_extent': siterec_extent, 'siterec_tracker_options': siterec_tracker_options, 'siterec_tracker_stats': siterec_tracker_stats, 'siterec_hashscan_options': siterec_hashscan_options, 'siterec_dlog_options': siterec_dlog_options, 'siterec_dlog_info': siterec_dlog_info, 'siterec_dlog_record': siterec_dlog_record, 'siterec_disk_options': siterec_disk_options, 'siterec_disk_info': siterec_disk_info, 'siterec_disk_create_options': siterec_disk_create_options, 'siterec_store_options': siterec_store_options, 'siterec_store_upload_options': siterec_store_upload_options, 'siterec_store_upload_stats': siterec_store_upload_stats, 'siterec_rp_disk': siterec_rp_disk, 'siterec_rp_log': siterec_rp_log, 'siterec_rp_point': siterec_rp_point, 'siterec_journal_disk': siterec_journal_disk, 'siterec_journal_options': siterec_journal_options, 'siterec_vm_disk': siterec_vm_disk, 'siterec_vm': siterec_vm, 'siterec_replication_options': siterec_replication_options, 'siterec_cycle_result': siterec_cycle_result, 'siterec_follow_event': siterec_follow_event, 'siterec_replication_status': siterec_replication_status, 'siterec_point_choice': siterec_point_choice, 'siterec_nic': siterec_nic, 'siterec_network_map': siterec_network_map, 'siterec_failover_request': siterec_failover_request, 'siterec_failover_disk': siterec_failover_disk, 'siterec_failover_nic': siterec_failover_nic, 'siterec_failover_vm': siterec_failover_vm, 'siterec_failover_options': siterec_failover_options, 'siterec_failover_status': siterec_failover_status, 'siterec_failback_disk': siterec_failback_disk, 'siterec_failback_request': siterec_failback_request, 'siterec_plan_event': siterec_plan_event, 'siterec_plan_options': siterec_plan_options, 'siterec_plan_status': siterec_plan_status, 'siterec_planner_options': siterec_planner_options, 'siterec_planner_vm': siterec_planner_vm}
 
 # ---- functions: every exported symbol, through the one ffi() helper ----
 siterec_version = ffi('siterec_version', [POINTER(c_int), POINTER(c_int), POINTER(c_int)], c_char_p)
@@ -943,3 +985,12 @@ siterec_plan_free = ffi('siterec_plan_free', [POINTER(siterec_plan)], None)
 siterec_plan_run = ffi('siterec_plan_run', [POINTER(siterec_plan), c_uint32, POINTER(c_uint32)], c_int)
 siterec_plan_resume = ffi('siterec_plan_resume', [POINTER(siterec_plan), POINTER(c_uint32)], c_int)
 siterec_plan_status_get = ffi('siterec_plan_status_get', [POINTER(siterec_plan), POINTER(siterec_plan_status)], c_int)
+siterec_planner_options_init = ffi('siterec_planner_options_init', [POINTER(siterec_planner_options), c_uint], c_int)
+siterec_planner_open = ffi('siterec_planner_open', [POINTER(POINTER(siterec_planner)), POINTER(siterec_planner_options)], c_int)
+siterec_planner_free = ffi('siterec_planner_free', [POINTER(siterec_planner)], None)
+siterec_planner_add_sample = ffi('siterec_planner_add_sample', [POINTER(siterec_planner), c_int64, c_char_p, c_char_p, c_uint64, c_uint64], c_int)
+siterec_planner_load_csv = ffi('siterec_planner_load_csv', [POINTER(siterec_planner), c_char_p], c_int)
+siterec_planner_vm_count = ffi('siterec_planner_vm_count', [POINTER(siterec_planner), POINTER(c_uint32)], c_int)
+siterec_planner_vm_get = ffi('siterec_planner_vm_get', [POINTER(siterec_planner), c_uint32, POINTER(siterec_planner_vm)], c_int)
+siterec_planner_report_json = ffi('siterec_planner_report_json', [POINTER(siterec_planner), POINTER(POINTER(c_char)), POINTER(c_size_t)], c_int)
+siterec_planner_report_html = ffi('siterec_planner_report_html', [POINTER(siterec_planner), POINTER(POINTER(c_char)), POINTER(c_size_t)], c_int)
