@@ -80,6 +80,7 @@
 #define SITEREC_PLANNER_H
 
 #include "common.h"
+#include "tracker.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -146,6 +147,23 @@ SITEREC_API void siterec_planner_free(siterec_planner *p);
 SITEREC_API int siterec_planner_add_sample(siterec_planner *p, int64_t timestamp, const char *vm,
                                            const char *disk, uint64_t disk_size,
                                            uint64_t bytes_written);
+
+/**
+ * Record one interval of a tracked disk's churn (the profile "recorded by the
+ * tracker"): the tracker's live set is frozen (siterec_tracker_switch()), its
+ * bytes become the sample of disk at timestamp (the end of the interval), and
+ * the frozen set is dropped (siterec_tracker_commit()). Call it every interval
+ * on a tracker the disk's write path marks, for hours before protecting the VM,
+ * as the seed's planner profiles VMs before they are protected. The sample is the
+ * bytes of distinct blocks written in the interval (the tracker's block size):
+ * what a replication cycle of that interval would ship. Use a tracker of its own
+ * (replication's frozen sets must not be dropped by it). On a failed add the
+ * frozen set goes back into the live one (siterec_tracker_rollback()).
+ * Errors: the tracker's (SITEREC_ESTATE when a frozen set is pending), then as
+ * siterec_planner_add_sample(). @since 0.1
+ */
+SITEREC_API int siterec_planner_record_tracker(siterec_planner *p, int64_t timestamp, const char *vm,
+                                               const char *disk, siterec_tracker *tracker);
 
 /**
  * Add every sample of a CSV churn profile (doc/formats.md, "Churn profile

@@ -362,6 +362,27 @@ SITEREC_API int siterec_planner_add_sample(siterec_planner *p, int64_t timestamp
 	return pl_add(p, timestamp, vm, disk, disk_size, bytes_written, "planner sample: ");
 }
 
+SITEREC_API int siterec_planner_record_tracker(siterec_planner *p, int64_t timestamp, const char *vm,
+                                               const char *disk, siterec_tracker *tracker)
+{
+	if (!p || !tracker)
+		return sr_err(SITEREC_EINVAL, "planner record: handle or tracker is NULL");
+	int rc = siterec_tracker_switch(tracker, NULL);
+	if (rc)
+		return rc;
+	siterec_tracker_stats st = { .version = SITEREC_TRACKER_STATS_VERSION };
+	if ((rc = siterec_tracker_stats_get(tracker, &st)) == 0)
+		rc = siterec_planner_add_sample(p, timestamp, vm, disk, st.disk_size, st.frozen_bytes);
+	if (rc) {   /* the interval's changes stay tracked */
+		int err = rc;
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s", siterec_error_last()->message);
+		siterec_tracker_rollback(tracker);
+		return sr_err(err, "%s", msg);
+	}
+	return siterec_tracker_commit(tracker);
+}
+
 /* ---- CSV ---- */
 
 static char *pl_trim(char *s, char *end)

@@ -615,9 +615,53 @@ static void test_alloc_failures(void **state)
 	th_tmpdir_remove(dir);
 }
 
+/* A profile recorded by a tracker: each interval's distinct written bytes. */
+static void test_tracker(void **state)
+{
+	(void)state;
+	siterec_planner *p = open_with(0, 60);
+	siterec_tracker *t = NULL;
+	must(siterec_tracker_open(&t, 1 * GiB, NULL), "tracker open");   /* 4 KiB blocks */
+	/* interval 1: 3 writes, two of them on the same 4 KiB block: 8 KiB changed */
+	must(siterec_tracker_mark(t, 0, 4096), "mark");
+	must(siterec_tracker_mark(t, 512, 512), "mark");
+	must(siterec_tracker_mark(t, 1 << 20, 4096), "mark");
+	must(siterec_planner_record_tracker(p, 1700000060, "vm1", "os", t), "record");
+	/* interval 2: 6 MB in one run */
+	must(siterec_tracker_mark(t, 8 << 20, 6000000), "mark");
+	must(siterec_planner_record_tracker(p, 1700000120, "vm1", "os", t), "record");
+	/* interval 3: nothing */
+	must(siterec_planner_record_tracker(p, 1700000180, "vm1", "os", t), "record");
+	siterec_planner_vm v = get(p, 0);
+	assert_string_equal(v.name, "vm1");
+	assert_int_equal(v.disks, 1);
+	assert_int_equal(v.replica_bytes, 1 * GiB);
+	/* 6,000,000 bytes marked from 8 MiB: 1465 blocks of 4 KiB (the last one partial) */
+	near(v.churn_peak, 1465.0 * 4096 / 60);
+	near(v.churn_mean, (8192.0 + 1465.0 * 4096 + 0) / 3 / 60);
+	/* the frozen sets were dropped: a tracker with a pending frozen set is refused */
+	siterec_tracker_stats st = { .version = SITEREC_TRACKER_STATS_VERSION };
+	must(siterec_tracker_stats_get(t, &st), "stats");
+	assert_int_equal(st.has_frozen, 0);
+	must(siterec_tracker_switch(t, NULL), "switch");
+	th_assert_err(siterec_planner_record_tracker(p, 1700000240, "vm1", "os", t), SITEREC_ESTATE);
+	must(siterec_tracker_rollback(t), "rollback");
+	/* a bad sample keeps the interval's changes tracked */
+	must(siterec_tracker_mark(t, 0, 4096), "mark");
+	th_assert_err(siterec_planner_record_tracker(p, 1700000240, "vm1", "bad,disk", t), SITEREC_EINVAL);
+	must(siterec_tracker_stats_get(t, &st), "stats");
+	assert_int_equal(st.has_frozen, 0);
+	assert_int_equal(st.dirty_bytes, 4096);
+	th_assert_err(siterec_planner_record_tracker(p, 1700000240, "vm1", "os", NULL), SITEREC_EINVAL);
+	th_assert_err(siterec_planner_record_tracker(NULL, 1700000240, "vm1", "os", t), SITEREC_EINVAL);
+	siterec_tracker_free(t);
+	siterec_planner_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_tracker),
 		cmocka_unit_test(test_constant),
 		cmocka_unit_test(test_spiky),
 		cmocka_unit_test(test_limits),

@@ -24,6 +24,7 @@ from .failover import (FailbackMode, FailbackRequest, Failover, FailoverDisk, Fa
                        Plan, PlanEvent, PlanEventKind, PlanOp, PlanState, PlanStatus, PointChoice,
                        PointHow, Target, phase_name)
 from .journal import Journal, JournalDisk
+from .planner import Planner, PlannerVM
 from .replication import (VM, CycleResult, DiskRole, FollowEvent, FollowKind, Replication,
                           ReplicationState, ReplicationStatus, VMDisk, state_name)
 from .rp import Catalog, Point, PointDisk, PointKind, PointLog, Select

@@ -6,6 +6,14 @@ from ctypes import (CFUNCTYPE, POINTER, Structure, c_char, c_char_p, c_double, c
 from ._loader import ffi
 
 # ---- constants (enum values and #define numbers) ----
+SITEREC_PLANNER_OPTIONS_VERSION = 1
+SITEREC_PLANNER_VM_VERSION = 1
+SITEREC_PLANNER_TOTALS = 0xFFFFFFFF
+SITEREC_PLANNER_GROWTH_NONE = 0xFFFFFFFF
+SITEREC_PLANNER_LIMIT_DISK_CHURN = 0x1
+SITEREC_PLANNER_LIMIT_VM_CHURN = 0x2
+SITEREC_PLANNER_LIMIT_DISK_SIZE = 0x4
+SITEREC_PLANNER_LIMIT_DISK_COUNT = 0x8
 SITEREC_VERSION_MAJOR = 0
 SITEREC_VERSION_MINOR = 1
 SITEREC_VERSION_PATCH = 0
@@ -994,3 +1002,4 @@ siterec_planner_vm_count = ffi('siterec_planner_vm_count', [POINTER(siterec_plan
 siterec_planner_vm_get = ffi('siterec_planner_vm_get', [POINTER(siterec_planner), c_uint32, POINTER(siterec_planner_vm)], c_int)
 siterec_planner_report_json = ffi('siterec_planner_report_json', [POINTER(siterec_planner), POINTER(POINTER(c_char)), POINTER(c_size_t)], c_int)
 siterec_planner_report_html = ffi('siterec_planner_report_html', [POINTER(siterec_planner), POINTER(POINTER(c_char)), POINTER(c_size_t)], c_int)
+siterec_planner_record_tracker = ffi('siterec_planner_record_tracker', [POINTER(siterec_planner), c_int64, c_char_p, c_char_p, POINTER(siterec_tracker)], c_int)

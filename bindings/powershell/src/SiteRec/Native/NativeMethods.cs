@@ -94,6 +94,7 @@ namespace SiteRec.Native
         [DllImport(Lib, ExactSpelling = true)] public static extern int siterec_planner_open(out PlannerHandle @out, in PlannerOptions opts);
         [DllImport(Lib, ExactSpelling = true)] public static extern void siterec_planner_free(IntPtr p);
         [DllImport(Lib, ExactSpelling = true)] public static extern int siterec_planner_add_sample(PlannerHandle p, long timestamp, [MarshalAs(UnmanagedType.LPUTF8Str)] string vm, [MarshalAs(UnmanagedType.LPUTF8Str)] string disk, ulong disk_size, ulong bytes_written);
+        [DllImport(Lib, ExactSpelling = true)] public static extern int siterec_planner_record_tracker(PlannerHandle p, long timestamp, [MarshalAs(UnmanagedType.LPUTF8Str)] string vm, [MarshalAs(UnmanagedType.LPUTF8Str)] string disk, TrackerHandle tracker);
         [DllImport(Lib, ExactSpelling = true)] public static extern int siterec_planner_load_csv(PlannerHandle p, [MarshalAs(UnmanagedType.LPUTF8Str)] string path);
         [DllImport(Lib, ExactSpelling = true)] public static extern int siterec_planner_vm_count(PlannerHandle p, out uint count);
         [DllImport(Lib, ExactSpelling = true)] public static extern int siterec_planner_vm_get(PlannerHandle p, uint index, ref PlannerVm @out);
