@@ -257,6 +257,41 @@ namespace SiteRec.Tests
         }
 
         [Fact]
+        public void PlannedFailoverAndMinimizeDowntimeFailback()
+        {
+            using var tmp = new TempDir();
+            string os = tmp["os.img"], a = tmp["a.img"], state = tmp["state"], url = "file://" + tmp["target"], hv = tmp["hv"];
+            File.WriteAllBytes(os, new byte[8 << 20]);
+            File.WriteAllBytes(a, new byte[4 << 20]);
+            using var rs = TestEnv.OpenRunspace(tmp.Path);
+            Run(rs, $"$url = '{url}'; $state = '{state}'; $hv = '{hv}'");
+            One<SiteRecReplication>(Run(rs, "Enable-SiteRecReplication -Url $url -VmId vm1 -StateDirectory $state " +
+                                             "-Disk 'os:os.img:os','a:a.img' -IntervalSeconds 30"));
+            // the last write before the shutdown: the planned failover's final cycle ships it
+            byte[] w = Pattern(65536, 5);
+            JournalWrite(state, new[] { ("os", os), ("a", a) }, 1, w, 3 << 20);
+            var fo = One<SiteRecFailoverStatus>(Run(rs, "Start-SiteRecFailover -Url $url -VmId vm1 -Type Planned -StateDirectory $state " +
+                "-ShutdownCommand 'true' -DiskDirectory fo -Format Raw -VmDirectory $hv -Confirm:$false"));
+            Assert.Equal("Planned", fo.Type);
+            Assert.Equal("failed-over", fo.Phase);
+            Assert.Equal(fo.FenceId, fo.PointId);
+            Assert.NotNull(fo.Downtime);
+            Assert.Equal(w, ReadAt(tmp["fo/a.raw"], 3 << 20, w.Length));   // nothing lost
+            One<SiteRecFailoverStatus>(Run(rs, "Complete-SiteRecFailover -Url $url -VmId vm1 -VmDirectory $hv -Confirm:$false"));
+            // the failed-over VM writes 8 KiB; minimize downtime copies only what differs
+            byte[] w2 = Pattern(8192, 6);
+            using (var f = File.OpenWrite(tmp["fo/os.raw"])) { f.Position = 5 << 20; f.Write(w2); }
+            var fb = One<SiteRecFailoverStatus>(Run(rs, "Start-SiteRecFailback -Url $url -VmId vm1 -Mode MinimizeDowntime " +
+                "-Disk @{ os = 'os.img'; a = 'a.img' } -VmDirectory $hv -ShutdownCommand 'true' -Confirm:$false"));
+            Assert.Equal("Failback", fb.Type);
+            Assert.Equal(8192UL, fb.BytesDiffering);
+            Assert.Equal(w2, ReadAt(os, 5 << 20, w2.Length));
+            Assert.Equal(w, ReadAt(a, 3 << 20, w.Length));
+            var fbc = One<SiteRecFailoverStatus>(Run(rs, "Complete-SiteRecFailover -Url $url -VmId vm1 -VmDirectory $hv -Confirm:$false"));
+            Assert.Equal("committed", fbc.Phase);
+        }
+
+        [Fact]
         public void RecoveryPlanDrillAndCleanup()
         {
             using var tmp = new TempDir();
