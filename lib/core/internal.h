@@ -62,6 +62,20 @@ int sr_options_copy(void *out, const void *in, const size_t *sizes, unsigned int
 int sr_options_init(void *opts, unsigned int version, const size_t *sizes, unsigned int current,
                     const char *what);
 
+/* ---- growable strings ---- */
+/* A string that grows as it is appended to (always NUL-terminated once written);
+ * a failed allocation sets oom and later appends do nothing: check oom once at
+ * the end. Zero-initialise it; sr_buf_free wipes it (it may hold credentials). */
+typedef struct sr_buf {
+	char *p;
+	size_t len, cap;
+	int oom;
+} sr_buf;
+void sr_buf_put(sr_buf *b, const char *s, size_t n);
+void sr_buf_puts(sr_buf *b, const char *s);
+void sr_buf_printf(sr_buf *b, const char *fmt, ...) SR_PRINTF(2, 3);
+void sr_buf_free(sr_buf *b);
+
 /* ---- files ---- */
 /* Durable replace (DESIGN rule 12): write data to path.tmp, fsync, rename over
  * path, fsync the directory. */

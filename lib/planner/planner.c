@@ -73,89 +73,25 @@ struct siterec_planner {
 
 /* ---- string builder ---- */
 
-typedef struct sb {
-	char *b;
-	size_t n, cap;
-	int oom;
-} sb;
+#define SB_LIT(s, lit) sr_buf_put((s), (lit), sizeof(lit) - 1)
 
-static void sb_need(sb *s, size_t more)
-{
-	if (s->oom)
-		return;
-	if (s->n + more + 1 <= s->cap)
-		return;
-	size_t cap = s->cap ? s->cap : 4096;
-	while (cap < s->n + more + 1) {
-		if (cap > SIZE_MAX / 2) {
-			s->oom = 1;
-			return;
-		}
-		cap *= 2;
-	}
-	char *nb = sr_realloc(s->b, cap);
-	if (!nb) {
-		s->oom = 1;
-		return;
-	}
-	s->b = nb;
-	s->cap = cap;
-}
-
-#define SB_LIT(s, lit) sb_put((s), (lit), sizeof(lit) - 1)
-
-static void sb_put(sb *s, const char *str, size_t len)
-{
-	sb_need(s, len);
-	if (s->oom)
-		return;
-	memcpy(s->b + s->n, str, len);
-	s->n += len;
-	s->b[s->n] = '\0';
-}
-
-static void sb_printf(sb *s, const char *fmt, ...) SR_PRINTF(2, 3);
-static void sb_printf(sb *s, const char *fmt, ...)
-{
-	char tmp[512];
-	va_list ap;
-	va_start(ap, fmt);
-	int k = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (k < 0) {
-		s->oom = 1;
-		return;
-	}
-	if ((size_t)k < sizeof(tmp)) {
-		sb_put(s, tmp, (size_t)k);
-		return;
-	}
-	sb_need(s, (size_t)k);
-	if (s->oom)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(s->b + s->n, (size_t)k + 1, fmt, ap);
-	va_end(ap);
-	s->n += (size_t)k;
-}
-
-static void sb_json_str(sb *s, const char *str)
+static void sb_json_str(sr_buf *s, const char *str)
 {
 	SB_LIT(s, "\"");
 	for (const unsigned char *c = (const unsigned char *)str; *c; c++) {
 		if (*c == '"' || *c == '\\') {
 			char e[2] = { '\\', (char)*c };
-			sb_put(s, e, 2);
+			sr_buf_put(s, e, 2);
 		} else if (*c < 0x20 || *c == 0x7f) {
-			sb_printf(s, "\\u%04x", *c);
+			sr_buf_printf(s, "\\u%04x", *c);
 		} else {
-			sb_put(s, (const char *)c, 1);
+			sr_buf_put(s, (const char *)c, 1);
 		}
 	}
 	SB_LIT(s, "\"");
 }
 
-static void sb_html_str(sb *s, const char *str)
+static void sb_html_str(sr_buf *s, const char *str)
 {
 	for (const char *c = str; *c; c++) {
 		switch (*c) {
@@ -164,20 +100,20 @@ static void sb_html_str(sb *s, const char *str)
 		case '>': SB_LIT(s, "&gt;"); break;
 		case '"': SB_LIT(s, "&quot;"); break;
 		case '\'': SB_LIT(s, "&#39;"); break;
-		default: sb_put(s, c, 1);
+		default: sr_buf_put(s, c, 1);
 		}
 	}
 }
 
 /* A double as JSON (finite by construction; rounded to 6 decimals). */
-static void sb_num(sb *s, double v)
+static void sb_num(sr_buf *s, double v)
 {
 	if (!isfinite(v))
 		v = 0;
 	if (v > -9e15 && v < 9e15 && v == (double)(int64_t)v)
-		sb_printf(s, "%.0f", v);
+		sr_buf_printf(s, "%.0f", v);
 	else
-		sb_printf(s, "%.6f", v);
+		sr_buf_printf(s, "%.6f", v);
 }
 
 /* ---- options, open, free ---- */
@@ -873,23 +809,23 @@ static void pl_iso(int64_t t, char *buf, size_t cap)
 		snprintf(buf, cap, "%" PRId64, t);
 }
 
-static void pl_json_limits(sb *s, uint32_t failed)
+static void pl_json_limits(sr_buf *s, uint32_t failed)
 {
 	SB_LIT(s, "[");
 	int first = 1;
 	for (int i = 0; i < 4; i++)
 		if (failed & (1u << i)) {
-			sb_printf(s, "%s\"%s\"", first ? "" : ",", pl_limit_names[i]);
+			sr_buf_printf(s, "%s\"%s\"", first ? "" : ",", pl_limit_names[i]);
 			first = 0;
 		}
 	SB_LIT(s, "]");
 }
 
-static void pl_json_res(sb *s, const siterec_planner *p, const pl_res *r)
+static void pl_json_res(sr_buf *s, const siterec_planner *p, const pl_res *r)
 {
-	sb_printf(s, "\"fits\":%s,\"failed_limits\":", r->fits ? "true" : "false");
+	sr_buf_printf(s, "\"fits\":%s,\"failed_limits\":", r->fits ? "true" : "false");
 	pl_json_limits(s, r->failed);
-	sb_printf(s, ",\"disk_count\":%u,\"churn_mean_bytes_per_s\":", r->disks);
+	sr_buf_printf(s, ",\"disk_count\":%u,\"churn_mean_bytes_per_s\":", r->disks);
 	sb_num(s, r->mean);
 	SB_LIT(s, ",\"churn_peak_bytes_per_s\":");
 	sb_num(s, r->peak);
@@ -899,16 +835,16 @@ static void pl_json_res(sb *s, const siterec_planner *p, const pl_res *r)
 	sb_num(s, r->planned);
 	SB_LIT(s, ",\"bandwidth_mbps\":{");
 	for (int i = 0; i < 3; i++) {
-		sb_printf(s, "%s\"rpo_%u_min\":{\"p90\":", i ? "," : "", pl_rpo_s[i] / 60);
+		sr_buf_printf(s, "%s\"rpo_%u_min\":{\"p90\":", i ? "," : "", pl_rpo_s[i] / 60);
 		sb_num(s, r->bw[i][0]);
 		SB_LIT(s, ",\"p100\":");
 		sb_num(s, r->bw[i][1]);
 		SB_LIT(s, "}");
 	}
-	sb_printf(s, "},\"replica_storage_bytes\":%" PRIu64 ",\"retention_storage_bytes\":%" PRIu64
+	sr_buf_printf(s, "},\"replica_storage_bytes\":%" PRIu64 ",\"retention_storage_bytes\":%" PRIu64
 	          ",\"initial_replication_s\":", r->replica, r->retention);
 	sb_num(s, r->ir_s);
-	sb_printf(s, ",\"copy_frequency_s\":%u", r->copy_s);
+	sr_buf_printf(s, ",\"copy_frequency_s\":%u", r->copy_s);
 	(void)p;
 }
 
@@ -935,21 +871,21 @@ SITEREC_API int siterec_planner_report_json(siterec_planner *p, char **json, siz
 	int rc = report_start(p, json, len, "json", a, b);
 	if (rc)
 		return rc;
-	sb s = { 0 };
-	sb_printf(&s, "{\"version\":1,\"parameters\":{\"bandwidth_mbps\":");
+	sr_buf s = { 0 };
+	sr_buf_printf(&s, "{\"version\":1,\"parameters\":{\"bandwidth_mbps\":");
 	sb_num(&s, p->o.bandwidth_mbps);
-	sb_printf(&s, ",\"retention_s\":%" PRIu64 ",\"growth_percent\":%u,\"percentile\":%u,"
+	sr_buf_printf(&s, ",\"retention_s\":%" PRIu64 ",\"growth_percent\":%u,\"percentile\":%u,"
 	          "\"interval_s\":%" PRIu64 "},", p->o.retention_s, p->o.growth_percent,
 	          p->o.percentile, p->delta);
-	sb_printf(&s, "\"limits\":{\"disk_churn_bytes_per_s\":%" PRIu64 ",\"vm_churn_bytes_per_s\":%"
+	sr_buf_printf(&s, "\"limits\":{\"disk_churn_bytes_per_s\":%" PRIu64 ",\"vm_churn_bytes_per_s\":%"
 	          PRIu64 ",\"disk_size_bytes\":%" PRIu64 ",\"disk_count\":%u},",
 	          p->o.disk_churn_limit, p->o.vm_churn_limit, p->o.disk_size_limit,
 	          p->o.disk_count_limit);
-	sb_printf(&s, "\"profile\":{\"start\":%" PRId64 ",\"start_utc\":\"%s\",\"last\":%" PRId64
+	sr_buf_printf(&s, "\"profile\":{\"start\":%" PRId64 ",\"start_utc\":\"%s\",\"last\":%" PRId64
 	          ",\"last_utc\":\"%s\",\"intervals\":%" PRIu64 ",\"samples\":%" PRIu64 "},\"vms\":[",
 	          p->t0, a, p->t0 + (int64_t)((p->n - 1) * p->delta), b, p->n, p->nsamples);
 	for (size_t v = 0; v < p->nvm; v++) {
-		sb_printf(&s, "%s{\"name\":", v ? "," : "");
+		sr_buf_printf(&s, "%s{\"name\":", v ? "," : "");
 		sb_json_str(&s, p->vms[v].name);
 		SB_LIT(&s, ",");
 		pl_json_res(&s, p, &p->res[v]);
@@ -959,10 +895,10 @@ SITEREC_API int siterec_planner_report_json(siterec_planner *p, char **json, siz
 			const pl_disk *k = &p->disks[d];
 			if (k->vm != v)
 				continue;
-			sb_printf(&s, "%s{\"name\":", first ? "" : ",");
+			sr_buf_printf(&s, "%s{\"name\":", first ? "" : ",");
 			first = 0;
 			sb_json_str(&s, k->name);
-			sb_printf(&s, ",\"size_bytes\":%" PRIu64 ",\"churn_peak_bytes_per_s\":", k->size);
+			sr_buf_printf(&s, ",\"size_bytes\":%" PRIu64 ",\"churn_peak_bytes_per_s\":", k->size);
 			sb_num(&s, k->peak);
 			SB_LIT(&s, ",\"churn_percentile_bytes_per_s\":");
 			sb_num(&s, k->pct);
@@ -976,14 +912,14 @@ SITEREC_API int siterec_planner_report_json(siterec_planner *p, char **json, siz
 	}
 	SB_LIT(&s, "],\"totals\":{");
 	pl_json_res(&s, p, &p->res[p->nvm]);
-	sb_printf(&s, ",\"vm_count\":%zu}}\n", p->nvm);
+	sr_buf_printf(&s, ",\"vm_count\":%zu}}\n", p->nvm);
 	if (s.oom) {
-		sr_free(s.b);
+		sr_buf_free(&s);
 		return sr_err(SITEREC_ENOMEM, "planner: out of memory for the JSON report");
 	}
-	*json = s.b;
+	*json = s.p;
 	if (len)
-		*len = s.n;
+		*len = s.len;
 	return 0;
 }
 
@@ -1011,23 +947,23 @@ static void pl_fmt_dur(double s, char *buf, size_t cap)
 		snprintf(buf, cap, "%.1f d", s / 86400);
 }
 
-static void pl_html_row(sb *s, const siterec_planner *p, const char *name, const pl_res *r, int total)
+static void pl_html_row(sr_buf *s, const siterec_planner *p, const char *name, const pl_res *r, int total)
 {
 	char rep[32], ret[32], ir[32];
 	pl_fmt_bytes(r->replica, rep, sizeof(rep));
 	pl_fmt_bytes(r->retention, ret, sizeof(ret));
 	pl_fmt_dur(r->ir_s, ir, sizeof(ir));
-	sb_printf(s, "<tr%s><td>", total ? " class=\"total\"" : "");
+	sr_buf_printf(s, "<tr%s><td>", total ? " class=\"total\"" : "");
 	sb_html_str(s, name);
-	sb_printf(s, "</td><td class=\"%s\">%s", r->fits ? "ok" : "bad", r->fits ? "yes" : "no");
+	sr_buf_printf(s, "</td><td class=\"%s\">%s", r->fits ? "ok" : "bad", r->fits ? "yes" : "no");
 	for (int i = 0; i < 4; i++)
 		if (r->failed & (1u << i))
-			sb_printf(s, " <span class=\"lim\">%s</span>", pl_limit_names[i]);
-	sb_printf(s, "</td><td>%u</td><td>%.3f</td><td>%.3f</td>", r->disks, r->pct * 8 / 1e6,
+			sr_buf_printf(s, " <span class=\"lim\">%s</span>", pl_limit_names[i]);
+	sr_buf_printf(s, "</td><td>%u</td><td>%.3f</td><td>%.3f</td>", r->disks, r->pct * 8 / 1e6,
 	          r->planned * 8 / 1e6);
 	for (int i = 0; i < 3; i++)
-		sb_printf(s, "<td>%.3f</td><td>%.3f</td>", r->bw[i][0], r->bw[i][1]);
-	sb_printf(s, "<td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", rep, ret, ir,
+		sr_buf_printf(s, "<td>%.3f</td><td>%.3f</td>", r->bw[i][0], r->bw[i][1]);
+	sr_buf_printf(s, "<td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", rep, ret, ir,
 	          r->copy_s ? (r->copy_s == 30 ? "30 s" : r->copy_s == 300 ? "5 min" : "15 min")
 	                    : "none");
 	(void)p;
@@ -1036,7 +972,7 @@ static void pl_html_row(sb *s, const siterec_planner *p, const char *name, const
 static const char *const pl_colors[] = { "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd",
 	                                 "#8c564b", "#e377c2", "#17becf", "#bcbd22" };
 
-static void pl_svg(sb *s, const siterec_planner *p)
+static void pl_svg(sr_buf *s, const siterec_planner *p)
 {
 	const double W = 900, H = 360, L = 70, R = 20, T = 20, B = 50;
 	double ymax = p->o.bandwidth_mbps;
@@ -1049,21 +985,21 @@ static void pl_svg(sb *s, const siterec_planner *p)
 		ymax = 1;
 	double pw = W - L - R, ph = H - T - B;
 	double dx = p->npts > 1 ? pw / (double)(p->npts - 1) : 0;
-	sb_printf(s, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+	sr_buf_printf(s, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
 	          "viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"churn over time\">\n",
 	          W, H, W, H);
-	sb_printf(s, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"#fafafa\" "
+	sr_buf_printf(s, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"#fafafa\" "
 	          "stroke=\"#999\"/>\n", L, T, pw, ph);
 	for (int i = 0; i <= 4; i++) {
 		double y = T + ph - ph * i / 4.0;
-		sb_printf(s, "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+		sr_buf_printf(s, "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
 		          "<text x=\"%.0f\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">%.2f</text>\n",
 		          L, y, L + pw, y, L - 6, y + 4, ymax * i / 4.0);
 	}
 	char a[40], b[40];
 	pl_iso(p->t0, a, sizeof(a));
 	pl_iso(p->t0 + (int64_t)((p->n - 1) * p->delta), b, sizeof(b));
-	sb_printf(s, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\">%s</text>"
+	sr_buf_printf(s, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\">%s</text>"
 	          "<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\" text-anchor=\"end\">%s</text>\n"
 	          "<text x=\"14\" y=\"%.0f\" font-size=\"11\" transform=\"rotate(-90 14 %.0f)\" "
 	          "text-anchor=\"middle\">Mbps</text>\n",
@@ -1071,19 +1007,19 @@ static void pl_svg(sb *s, const siterec_planner *p)
 	for (size_t v = 0; v <= p->nvm; v++) {
 		const pl_res *r = &p->res[v];
 		int total = v == p->nvm;
-		sb_printf(s, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%s\" points=\"",
+		sr_buf_printf(s, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%s\" points=\"",
 		          total ? "#000" : pl_colors[v % 8], total ? "2" : "1");
 		for (size_t i = 0; i < p->npts; i++)
-			sb_printf(s, "%s%.1f,%.1f", i ? " " : "", L + dx * (double)i,
+			sr_buf_printf(s, "%s%.1f,%.1f", i ? " " : "", L + dx * (double)i,
 			          T + ph - ph * r->chart[i] / ymax);
 		if (p->npts == 1)
-			sb_printf(s, " %.1f,%.1f", L + pw, T + ph - ph * r->chart[0] / ymax);
+			sr_buf_printf(s, " %.1f,%.1f", L + pw, T + ph - ph * r->chart[0] / ymax);
 		SB_LIT(s, "\"><title>");
 		sb_html_str(s, total ? "all VMs" : p->vms[v].name);
 		SB_LIT(s, "</title></polyline>\n");
 	}
 	double yb = T + ph - ph * p->o.bandwidth_mbps / ymax;
-	sb_printf(s, "<line class=\"bandwidth\" x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" "
+	sr_buf_printf(s, "<line class=\"bandwidth\" x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" "
 	          "stroke=\"#d62728\" stroke-width=\"2\" stroke-dasharray=\"6 4\"/>"
 	          "<text x=\"%.0f\" y=\"%.1f\" font-size=\"11\" fill=\"#d62728\" text-anchor=\"end\">"
 	          "bandwidth %.3f Mbps</text>\n</svg>\n",
@@ -1096,8 +1032,8 @@ SITEREC_API int siterec_planner_report_html(siterec_planner *p, char **html, siz
 	int rc = report_start(p, html, len, "html", a, b);
 	if (rc)
 		return rc;
-	sb s = { 0 };
-	sb_printf(&s, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+	sr_buf s = { 0 };
+	sr_buf_printf(&s, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
 	          "<title>Deployment planner report</title>\n<style>\n"
 	          "body{font-family:sans-serif;margin:2em;color:#222}"
 	          "table{border-collapse:collapse;margin:1em 0}"
@@ -1107,17 +1043,17 @@ SITEREC_API int siterec_planner_report_html(siterec_planner *p, char **html, siz
 	          ".lim{font-size:smaller;font-weight:normal}"
 	          "tr.total{font-weight:bold;background:#f0f0f0}\n</style>\n</head>\n<body>\n"
 	          "<h1>Deployment planner report (Hyper-V to Azure)</h1>\n");
-	sb_printf(&s, "<p>Profile %s to %s: %" PRIu64 " intervals of %" PRIu64 " s, %zu VMs. "
+	sr_buf_printf(&s, "<p>Profile %s to %s: %" PRIu64 " intervals of %" PRIu64 " s, %zu VMs. "
 	          "Bandwidth %.3f Mbps, retention %" PRIu64 " s, growth %u%%, percentile %u.</p>\n",
 	          a, b, p->n, p->delta, p->nvm, p->o.bandwidth_mbps, p->o.retention_s,
 	          p->o.growth_percent, p->o.percentile);
-	sb_printf(&s, "<p>Limits: churn %.3f MB/s per disk and %.3f MB/s per VM (percentile with "
+	sr_buf_printf(&s, "<p>Limits: churn %.3f MB/s per disk and %.3f MB/s per VM (percentile with "
 	          "growth), disk size %" PRIu64 " bytes, %u disks per VM.</p>\n",
 	          (double)p->o.disk_churn_limit / 1e6, (double)p->o.vm_churn_limit / 1e6,
 	          p->o.disk_size_limit, p->o.disk_count_limit);
 	SB_LIT(&s, "<h2>Churn over time</h2>\n");
 	pl_svg(&s, p);
-	sb_printf(&s, "<h2>Virtual machines</h2>\n<table>\n<tr><th rowspan=\"2\">VM</th>"
+	sr_buf_printf(&s, "<h2>Virtual machines</h2>\n<table>\n<tr><th rowspan=\"2\">VM</th>"
 	          "<th rowspan=\"2\">fits</th><th rowspan=\"2\">disks</th>"
 	          "<th rowspan=\"2\">churn p%u (Mbps)</th><th rowspan=\"2\">planned (Mbps)</th>"
 	          "<th colspan=\"2\">RPO 15 min (Mbps)</th><th colspan=\"2\">RPO 30 min (Mbps)</th>"
@@ -1139,11 +1075,11 @@ SITEREC_API int siterec_planner_report_html(siterec_planner *p, char **html, siz
 		sb_html_str(&s, p->vms[k->vm].name);
 		SB_LIT(&s, "</td><td>");
 		sb_html_str(&s, k->name);
-		sb_printf(&s, "</td><td>%s</td><td>%.3f</td><td>%.3f</td><td>%.3f</td><td>", sz,
+		sr_buf_printf(&s, "</td><td>%s</td><td>%.3f</td><td>%.3f</td><td>%.3f</td><td>", sz,
 		          k->peak / 1e6, k->pct / 1e6, k->planned / 1e6);
 		for (int i = 0; i < 4; i++)
 			if (k->failed & (1u << i))
-				sb_printf(&s, "%s ", pl_limit_names[i]);
+				sr_buf_printf(&s, "%s ", pl_limit_names[i]);
 		SB_LIT(&s, "</td></tr>\n");
 	}
 	SB_LIT(&s, "</table>\n<p>Bandwidth to meet an RPO R: with the churn above the percentile "
@@ -1151,11 +1087,11 @@ SITEREC_API int siterec_planner_report_html(siterec_planner *p, char **html, siz
 	       "of the average churn over every window of R. See include/siterec/planner.h.</p>\n"
 	       "</body>\n</html>\n");
 	if (s.oom) {
-		sr_free(s.b);
+		sr_buf_free(&s);
 		return sr_err(SITEREC_ENOMEM, "planner: out of memory for the HTML report");
 	}
-	*html = s.b;
+	*html = s.p;
 	if (len)
-		*len = s.n;
+		*len = s.len;
 	return 0;
 }

@@ -114,60 +114,18 @@ static int is_unreserved(unsigned char c)
 	       c == '-' || c == '_' || c == '.' || c == '~';
 }
 
-/* Growable string for URLs and the string-to-sign. */
-typedef struct sbuf {
-	char *p;
-	size_t len, cap;
-	int oom;
-} sbuf;
-
-static void sb_putn(sbuf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t nc = (b->cap ? b->cap * 2 : 256);
-		while (nc < b->len + n + 1)
-			nc *= 2;
-		char *np = sr_realloc(b->p, nc);
-		if (!np) {
-			b->oom = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = nc;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = 0;
-}
-
-static void sb_put(sbuf *b, const char *s)
-{
-	sb_putn(b, s, strlen(s));
-}
-
-static void sb_enc(sbuf *b, const char *s)
+static void sb_enc(sr_buf *b, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
 		if (is_unreserved(c) || c == '/') {
-			sb_putn(b, (const char *)&c, 1);
+			sr_buf_put(b, (const char *)&c, 1);
 		} else {
 			char e[3] = { '%', hex[c >> 4], hex[c & 15] };
-			sb_putn(b, e, 3);
+			sr_buf_put(b, e, 3);
 		}
 	}
-}
-
-static void sb_wipe_free(sbuf *b)
-{
-	if (b->p) {
-		mbedtls_platform_zeroize(b->p, b->cap);
-		sr_free(b->p);
-	}
-	b->p = NULL;
 }
 
 static void http_date(char *out, size_t cap)
@@ -204,20 +162,20 @@ static void sort_idx(const char *const *names, int n, int *idx)
 static int sign(const az *a, const az_req *r, const char *path, const char *date, char *auth,
                 size_t cap)
 {
-	sbuf s = { 0 };
+	sr_buf s = { 0 };
 	char clen[32] = "";
 	if (r->body_len)
 		snprintf(clen, sizeof(clen), "%zu", r->body_len);
-	sb_put(&s, r->verb);
-	sb_put(&s, "\n\n\n");      /* Content-Encoding, Content-Language */
-	sb_put(&s, clen);
-	sb_put(&s, "\n");
-	sb_put(&s, r->content_md5 ? r->content_md5 : "");
-	sb_put(&s, "\n\n\n\n");    /* Content-Type, Date (x-ms-date is used), If-Modified-Since */
-	sb_put(&s, r->if_match ? r->if_match : "");
-	sb_put(&s, "\n");
-	sb_put(&s, r->if_none_match ? r->if_none_match : "");
-	sb_put(&s, "\n\n\n");      /* If-Unmodified-Since, Range */
+	sr_buf_puts(&s, r->verb);
+	sr_buf_puts(&s, "\n\n\n");      /* Content-Encoding, Content-Language */
+	sr_buf_puts(&s, clen);
+	sr_buf_puts(&s, "\n");
+	sr_buf_puts(&s, r->content_md5 ? r->content_md5 : "");
+	sr_buf_puts(&s, "\n\n\n\n");    /* Content-Type, Date (x-ms-date is used), If-Modified-Since */
+	sr_buf_puts(&s, r->if_match ? r->if_match : "");
+	sr_buf_puts(&s, "\n");
+	sr_buf_puts(&s, r->if_none_match ? r->if_none_match : "");
+	sr_buf_puts(&s, "\n\n\n");      /* If-Unmodified-Since, Range */
 	const char *hn[AZ_MAX_HDR + 2], *hv[AZ_MAX_HDR + 2];
 	int nh = 0, idx[AZ_MAX_HDR + 2];
 	for (int i = 0; i < r->nh; i++, nh++) {
@@ -230,31 +188,31 @@ static int sign(const az *a, const az_req *r, const char *path, const char *date
 	hv[nh++] = AZ_VERSION;
 	sort_idx(hn, nh, idx);
 	for (int i = 0; i < nh; i++) {
-		sb_put(&s, hn[idx[i]]);
-		sb_put(&s, ":");
-		sb_put(&s, hv[idx[i]]);
-		sb_put(&s, "\n");
+		sr_buf_puts(&s, hn[idx[i]]);
+		sr_buf_puts(&s, ":");
+		sr_buf_puts(&s, hv[idx[i]]);
+		sr_buf_puts(&s, "\n");
 	}
-	sb_put(&s, "/");
-	sb_put(&s, a->account);
-	sb_put(&s, path);
+	sr_buf_puts(&s, "/");
+	sr_buf_puts(&s, a->account);
+	sr_buf_puts(&s, path);
 	int qi[AZ_MAX_Q];
 	sort_idx(r->qn, r->nq, qi);
 	for (int i = 0; i < r->nq; i++) {
-		sb_put(&s, "\n");
-		sb_put(&s, r->qn[qi[i]]);
-		sb_put(&s, ":");
-		sb_put(&s, r->qv[qi[i]]);
+		sr_buf_puts(&s, "\n");
+		sr_buf_puts(&s, r->qn[qi[i]]);
+		sr_buf_puts(&s, ":");
+		sr_buf_puts(&s, r->qv[qi[i]]);
 	}
 	if (s.oom) {
-		sb_wipe_free(&s);
+		sr_buf_free(&s);
 		return sr_err(SITEREC_ENOMEM, "azure: out of memory signing a request");
 	}
 	unsigned char mac[32], b64[64];
 	size_t olen = 0;
 	int rc = mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), a->key, a->key_len,
 	                         (const unsigned char *)s.p, s.len, mac);
-	sb_wipe_free(&s);
+	sr_buf_free(&s);
 	if (rc == 0)
 		rc = mbedtls_base64_encode(b64, sizeof(b64), &olen, mac, sizeof(mac));
 	if (rc == 0) {
@@ -463,7 +421,7 @@ static uint64_t backoff_ms(unsigned attempt, long retry_after)
 /* What one transfer owns until it is done: the headers list and the URL (a SAS rides in it). */
 typedef struct az_xfer {
 	struct curl_slist *hl;
-	sbuf url;
+	sr_buf url;
 } az_xfer;
 
 static void xfer_done(CURL *c, az_xfer *x)
@@ -472,32 +430,32 @@ static void xfer_done(CURL *c, az_xfer *x)
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(x->hl);
 	x->hl = NULL;
-	sb_wipe_free(&x->url);
+	sr_buf_free(&x->url);
 }
 
 /* Set handle c up for request r (fresh date and signature); 0 or an error (set). */
 static int setup(siterec_store *st, const az *a, CURL *c, az_req *r, az_xfer *x)
 {
-	sbuf path = { 0 };
+	sr_buf path = { 0 };
 	char date[64], line[512], auth[256];
 	int rc = 0;
 	memset(x, 0, sizeof(*x));
-	sb_put(&path, a->prefix);
+	sr_buf_puts(&path, a->prefix);
 	if (r->name) {
-		sb_put(&path, "/");
+		sr_buf_puts(&path, "/");
 		sb_enc(&path, r->name);
 	}
-	sb_put(&x->url, a->base);
-	sb_put(&x->url, path.p ? path.p : "");
+	sr_buf_puts(&x->url, a->base);
+	sr_buf_puts(&x->url, path.p ? path.p : "");
 	for (int i = 0; i < r->nq; i++) {
-		sb_put(&x->url, i ? "&" : "?");
-		sb_put(&x->url, r->qn[i]);
-		sb_put(&x->url, "=");
+		sr_buf_puts(&x->url, i ? "&" : "?");
+		sr_buf_puts(&x->url, r->qn[i]);
+		sr_buf_puts(&x->url, "=");
 		sb_enc(&x->url, r->qv[i]);
 	}
 	if (a->sas) {
-		sb_put(&x->url, r->nq ? "&" : "?");
-		sb_put(&x->url, a->sas);
+		sr_buf_puts(&x->url, r->nq ? "&" : "?");
+		sr_buf_puts(&x->url, a->sas);
 	}
 	if (x->url.oom || path.oom) {
 		rc = sr_err(SITEREC_ENOMEM, "azure: out of memory building a request");
@@ -576,7 +534,7 @@ static int setup(siterec_store *st, const az *a, CURL *c, az_req *r, az_xfer *x)
 	r->status = 0;
 	r->retry_after = -1;
 out:
-	sb_wipe_free(&path);
+	sr_buf_free(&path);
 	if (rc)
 		xfer_done(c, x);
 	return rc;
@@ -1494,10 +1452,10 @@ static void az_close(void *impl)
 static int az_url(siterec_store *st, const char *name, char **out)
 {
 	const az *a = st->impl;
-	sbuf u = { 0 };
-	sb_put(&u, a->base);
-	sb_put(&u, a->prefix);
-	sb_put(&u, "/");
+	sr_buf u = { 0 };
+	sr_buf_puts(&u, a->base);
+	sr_buf_puts(&u, a->prefix);
+	sr_buf_puts(&u, "/");
 	sb_enc(&u, name);
 	if (u.oom) {
 		sr_free(u.p);
